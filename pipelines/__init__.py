@@ -1,0 +1,7 @@
+"""hueflow: Diffusers-style pipelines for video colour and motion models."""
+
+from .colorization import ColorMNetPipeline
+from .core.hub import PretrainedLoadError
+from .core.video import VideoInputError
+
+__all__ = ["ColorMNetPipeline", "PretrainedLoadError", "VideoInputError"]

@@ -1,0 +1,91 @@
+"""Command line: `python -m pipelines colorize ...` and `python -m pipelines publish ...`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_COLORIZATION_MODEL = REPO_ROOT / "checkpoints" / "colormnet-lite"
+
+
+def colorize(args: argparse.Namespace) -> int:
+    import torch
+
+    from .colorization import ColorMNetPipeline
+
+    if args.exemplar_frame and len(args.exemplar_frame) != len(args.exemplar):
+        raise SystemExit(
+            f"error: {len(args.exemplar)} --exemplar but {len(args.exemplar_frame)} --exemplar-frame; "
+            "give one frame index per exemplar (use -1 for a free reference photo)"
+        )
+    frames = [None if index < 0 else index for index in args.exemplar_frame] if args.exemplar_frame else None
+    pipe = ColorMNetPipeline.from_pretrained(args.model)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipe.to(device)
+    result = pipe(
+        args.input,
+        exemplars=args.exemplar,
+        exemplar_frames=frames,
+        processing_size=args.processing_size,
+        max_frames=args.max_frames,
+        output_path=args.output,
+    )
+    print(result.video_path)
+    return 0
+
+
+def publish(args: argparse.Namespace) -> int:
+    from .publish import publish_folder
+
+    publish_folder(args.folder, args.repo_id, card=args.card, dry_run=args.dry_run, private=args.private)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines", description="hueflow video colour and motion models"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sub = commands.add_parser("colorize", help="colour a grayscale video from colour exemplar image(s)")
+    sub.add_argument("input", help="video file (mp4, avi, mov, webm, gif, ...) or a folder of frames")
+    sub.add_argument("--exemplar", action="append", required=True, help="colour reference image (repeatable)")
+    sub.add_argument(
+        "--exemplar-frame",
+        action="append",
+        type=int,
+        help="frame the matching --exemplar colours (repeatable, same order; -1 = free reference)",
+    )
+    sub.add_argument("-o", "--output", required=True, help="output .mp4 (H.264, the input's audio kept)")
+    sub.add_argument("--model", default=str(DEFAULT_COLORIZATION_MODEL), help="model folder or Hub repo id")
+    sub.add_argument(
+        "--processing-size", type=int, help="short side the model runs at (output keeps the input size)"
+    )
+    sub.add_argument("--max-frames", type=int)
+    sub.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    sub.set_defaults(run=colorize)
+
+    sub = commands.add_parser(
+        "publish", help="upload a model folder to the Hub with its model card as README"
+    )
+    sub.add_argument("folder", help="e.g. checkpoints/colormnet-lite")
+    sub.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")
+    sub.add_argument("--card", help="model card (default: model_cards/<folder name>.md)")
+    sub.add_argument("--private", action="store_true")
+    sub.add_argument("--dry-run", action="store_true", help="list what would be sent and render the card")
+    sub.set_defaults(run=publish)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .core.hub import PretrainedLoadError
+    from .core.video import VideoInputError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (VideoInputError, PretrainedLoadError, ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,194 @@
+"""ColorMNet model components (Yang et al., ECCV 2024), sized for a CPU.
+
+Three trainable components, each a `ModelMixin, ConfigMixin` saved in its own subfolder:
+
+- `ColorMNetFeatureEncoder` (PVGFE): a frozen pretrained backbone run on the luminance, fused with
+  a light trainable CNN into memory keys and decoder features at stride 8, plus a stride-4 skip.
+- `ColorMNetValueEncoder`: turns a frame's ab (at stride 8) and features into memory values.
+- `ColorMNetDecoder`: refines the memory readout (MFP) and the local-attention readout (LA) of the
+  previous frame into ab at stride 4. It predicts a gate between the two readouts and a residual
+  over them, so it propagates colour rather than inventing it; the residual starts at zero.
+
+`colorize_step` runs one frame through the three, given the memory; both the pipeline and the
+training script use it, so what is trained is what runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
+from torch import nn
+
+from ..core.attention import local_window_attention
+from ..core.backbones import build_backbone
+from ..core.colour import AB_SCALE
+
+
+def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride, 1), nn.GroupNorm(4, out_channels), nn.ReLU()
+    )
+
+
+@dataclass
+class FrameEncoding:
+    key: torch.Tensor  # (B, Ck, H/8, W/8) memory key
+    features: torch.Tensor  # (B, Cf, H/8, W/8) decoder / value-encoder features
+    skip: torch.Tensor  # (B, Cs, H/4, W/4) high-resolution skip for the decoder
+
+
+class ColorMNetFeatureEncoder(ModelMixin, ConfigMixin):
+    """PVGFE: frozen pretrained features of the luminance + a light trainable CNN -> keys and features."""
+
+    @register_to_config
+    def __init__(
+        self,
+        backbone: str = "efficientnet-lite0",
+        backbone_config: dict | None = None,
+        key_channels: int = 64,
+        feature_channels: int = 64,
+        light_channels: tuple[int, int, int] = (16, 24, 32),
+    ) -> None:
+        super().__init__()
+        self.frozen_backbone = build_backbone(backbone, backbone_config)
+        self.frozen_backbone.requires_grad_(False).eval()
+        c1, c2, c3 = light_channels
+        # Trainable path on the luminance: fine detail the frozen backbone (trained on colour) lacks.
+        self.light = nn.ModuleList([conv_block(1, c1, 2), conv_block(c1, c2, 2), conv_block(c2, c3, 2)])
+        pretrained = (
+            self.frozen_backbone.out_channels["stride8"] + self.frozen_backbone.out_channels["stride16"]
+        )
+        self.fuse = nn.Sequential(
+            conv_block(pretrained + c3, feature_channels), conv_block(feature_channels, feature_channels)
+        )
+        self.to_key = nn.Conv2d(feature_channels, key_channels, 1)
+
+    def load_pretrained_backbone(self, path: str | None = None) -> None:
+        self.frozen_backbone.load_pretrained_weights(path)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.frozen_backbone.eval()  # frozen: batch-norm statistics stay the pretrained ones
+        return self
+
+    def forward(self, luminance: torch.Tensor) -> FrameEncoding:
+        """luminance (B, 1, H, W), L in [0, 100], H and W multiples of 16."""
+        with torch.no_grad():
+            pretrained = self.frozen_backbone(luminance)
+        size = pretrained["stride8"].shape[-2:]
+        light = luminance / 50.0 - 1.0
+        skips = []
+        for layer in self.light:
+            light = layer(light)
+            skips.append(light)
+        fused = torch.cat(
+            [pretrained["stride8"], F.interpolate(pretrained["stride16"], size=size, mode="bilinear"), light],
+            dim=1,
+        )
+        features = self.fuse(fused)
+        return FrameEncoding(key=self.to_key(features), features=features, skip=skips[1])
+
+
+class ColorMNetValueEncoder(ModelMixin, ConfigMixin):
+    """Memory values of a coloured frame: [its ab (2), learned value (Cv)] at stride 8."""
+
+    @register_to_config
+    def __init__(self, feature_channels: int = 64, value_channels: int = 32) -> None:
+        super().__init__()
+        self.encode = nn.Sequential(
+            conv_block(feature_channels + 2, value_channels * 2),
+            nn.Conv2d(value_channels * 2, value_channels, 3, 1, 1),
+        )
+
+    def forward(self, ab: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """ab (B, 2, h, w) in Lab units at the features' size -> value (B, 2 + Cv, h, w).
+
+        The scaled ab itself is the first two channels, so a readout of the value is directly a
+        propagated colour, and the learned channels carry what the decoder needs to correct it."""
+        scaled = ab / AB_SCALE
+        return torch.cat([scaled, self.encode(torch.cat([scaled, features], dim=1))], dim=1)
+
+
+class ColorMNetDecoder(ModelMixin, ConfigMixin):
+    """Refines memory readout (MFP) and local-attention readout (LA) into ab at stride 4."""
+
+    @register_to_config
+    def __init__(
+        self,
+        feature_channels: int = 64,
+        value_channels: int = 32,
+        skip_channels: int = 24,
+        hidden_channels: int = 64,
+    ) -> None:
+        super().__init__()
+        readout = 2 + value_channels
+        self.body = nn.Sequential(
+            conv_block(feature_channels + 2 * readout, hidden_channels),
+            conv_block(hidden_channels, hidden_channels),
+        )
+        self.refine = conv_block(hidden_channels + skip_channels, hidden_channels // 2)
+        self.head = nn.Conv2d(hidden_channels // 2, 3, 3, 1, 1)  # 2 residual ab + 1 gate logit
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        skip: torch.Tensor,
+        memory_value: torch.Tensor,
+        local_value: torch.Tensor,
+    ) -> torch.Tensor:
+        """features (B, Cf, h, w), skip (B, Cs, 2h, 2w), readouts (B, 2 + Cv, h, w) -> ab (B, 2, 2h, 2w)."""
+        hidden = self.body(torch.cat([features, memory_value, local_value], dim=1))
+        hidden = F.interpolate(hidden, size=skip.shape[-2:], mode="bilinear")
+        residual, gate_logit = self.head(self.refine(torch.cat([hidden, skip], dim=1))).split([2, 1], dim=1)
+        memory_ab = F.interpolate(memory_value[:, :2], size=skip.shape[-2:], mode="bilinear")
+        local_ab = F.interpolate(local_value[:, :2], size=skip.shape[-2:], mode="bilinear")
+        gate = torch.sigmoid(gate_logit)
+        return (gate * memory_ab + (1 - gate) * local_ab + residual) * AB_SCALE
+
+
+@dataclass
+class StepOutput:
+    ab: torch.Tensor  # (B, 2, H/4, W/4) predicted ab in Lab units
+    key: torch.Tensor  # (B, Ck, H/8, W/8) this frame's memory key
+    value: torch.Tensor  # (B, 2 + Cv, H/8, W/8) this frame's memory value (from its predicted ab)
+
+
+def encode_memory_frame(
+    feature_encoder: ColorMNetFeatureEncoder,
+    value_encoder: ColorMNetValueEncoder,
+    luminance: torch.Tensor,
+    ab: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Key and value of a frame whose colour is known (an exemplar). luminance (B,1,H,W), ab (B,2,H,W)."""
+    encoding = feature_encoder(luminance)
+    ab_small = F.adaptive_avg_pool2d(ab, encoding.key.shape[-2:])
+    return encoding.key, value_encoder(ab_small, encoding.features)
+
+
+def colorize_step(
+    feature_encoder: ColorMNetFeatureEncoder,
+    value_encoder: ColorMNetValueEncoder,
+    decoder: ColorMNetDecoder,
+    luminance: torch.Tensor,
+    memory,
+    previous: tuple[torch.Tensor, torch.Tensor] | None,
+    local_radius: int,
+) -> StepOutput:
+    """Colour one frame. `memory` is a `ColorMemory` (readout by key); `previous` is the previous
+    frame's (key, value) for local attention, or None on the first frame."""
+    encoding = feature_encoder(luminance)
+    batch, _, height, width = encoding.key.shape
+    memory_value = memory.readout(encoding.key.flatten(2)).view(batch, -1, height, width)
+    if previous is None:
+        local_value = memory_value
+    else:
+        local_value = local_window_attention(encoding.key, previous[0], previous[1], local_radius)
+    ab = decoder(encoding.features, encoding.skip, memory_value, local_value)
+    value = value_encoder(F.avg_pool2d(ab, 2), encoding.features)
+    return StepOutput(ab=ab, key=encoding.key, value=value)

@@ -1,0 +1,244 @@
+"""`ColorMNetPipeline`: exemplar-based video colorization, streamed frame by frame.
+
+    pipe = ColorMNetPipeline.from_pretrained("checkpoints/colormnet-lite")
+    result = pipe("film.mp4", exemplars="reference.jpg", output_path="film_colour.mp4")
+
+Each frame is processed at `processing_size` (its short side), coloured from memory (exemplars +
+past frames) and local attention to the previous frame, and its ab is lifted back to the input
+resolution by guided upsampling on the full-resolution luminance. The output keeps the input's L
+channel: only ab is predicted. Memory is bounded (see `memory.py`), and with `output_path` frames
+go straight to the mp4, so memory stays flat however long the video.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..core.colour import compose_lab, frame_to_tensor, luminance_and_ab, tensor_to_frame
+from ..core.guided_filter import guided_upsample
+from ..core.hub import HueflowPipeline
+from ..core.outputs import VideoPipelineOutput, check_output_type, frames_to_output
+from ..core.video import VideoReader, VideoWriter, is_grayscale_image, load_image
+from .memory import ColorMemory, MemoryConfig
+from .modeling import (
+    ColorMNetDecoder,
+    ColorMNetFeatureEncoder,
+    ColorMNetValueEncoder,
+    colorize_step,
+    encode_memory_frame,
+)
+
+
+class ExemplarError(ValueError):
+    """The exemplars given to the pipeline cannot be used (missing, grayscale, bad frame index)."""
+
+
+def processing_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """Size (h, w) a frame is processed at: short side about `short_side` (never upscaled), aspect
+    kept, both multiples of 16 (the backbone's stride)."""
+    scale = min(1.0, short_side / min(height, width))
+    return max(16, round(height * scale / 16) * 16), max(16, round(width * scale / 16) * 16)
+
+
+def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    return F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+class ColorMNetPipeline(HueflowPipeline):
+    model_cpu_offload_seq = "feature_encoder->value_encoder->decoder"
+
+    def __init__(
+        self,
+        feature_encoder: ColorMNetFeatureEncoder,
+        value_encoder: ColorMNetValueEncoder,
+        decoder: ColorMNetDecoder,
+        processing_size: int = 256,
+        local_attention_radius: int = 3,
+        top_k: int = 30,
+        memory_every: int = 5,
+        max_working_frames: int = 10,
+        min_working_frames: int = 5,
+        num_prototypes: int = 128,
+        max_long_term_elements: int = 10000,
+    ) -> None:
+        super().__init__()
+        self.register_modules(feature_encoder=feature_encoder, value_encoder=value_encoder, decoder=decoder)
+        self.register_to_config(
+            processing_size=processing_size,
+            local_attention_radius=local_attention_radius,
+            top_k=top_k,
+            memory_every=memory_every,
+            max_working_frames=max_working_frames,
+            min_working_frames=min_working_frames,
+            num_prototypes=num_prototypes,
+            max_long_term_elements=max_long_term_elements,
+        )
+
+    def memory_config(self, **overrides) -> MemoryConfig:
+        fields = MemoryConfig.__dataclass_fields__
+        values = {name: self.config[name] for name in fields}
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        return MemoryConfig(**values)
+
+    def _prepare_exemplars(
+        self, exemplars, exemplar_frames: Sequence[int | None] | None, num_frames: int
+    ) -> list[tuple[np.ndarray, int | None]]:
+        if exemplars is None or (isinstance(exemplars, (list, tuple)) and len(exemplars) == 0):
+            raise ExemplarError(
+                "No exemplar given: pass at least one colour reference image (exemplars=...)."
+            )
+        if not isinstance(exemplars, (list, tuple)):
+            exemplars = [exemplars]
+        if exemplar_frames is None:
+            exemplar_frames = [None] * len(exemplars)
+        elif isinstance(exemplar_frames, int):
+            exemplar_frames = [exemplar_frames]
+        if len(exemplar_frames) != len(exemplars):
+            raise ExemplarError(
+                f"Got {len(exemplars)} exemplars but {len(exemplar_frames)} exemplar_frames: give one frame "
+                "index (or None for a free reference) per exemplar."
+            )
+        prepared = []
+        for number, (exemplar, frame_index) in enumerate(
+            zip(exemplars, exemplar_frames, strict=True), start=1
+        ):
+            image = load_image(exemplar)
+            if is_grayscale_image(image):
+                raise ExemplarError(
+                    f"Exemplar {number} has no colour (it is grayscale): the exemplar must be a colour image."
+                )
+            if frame_index is not None and not 0 <= int(frame_index) < num_frames:
+                raise ExemplarError(
+                    f"Exemplar {number} is tied to frame {frame_index}, but the video has {num_frames} "
+                    f"frames (valid indices 0..{num_frames - 1})."
+                )
+            prepared.append((image, None if frame_index is None else int(frame_index)))
+        return prepared
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        video,
+        exemplars=None,
+        exemplar_frames: Sequence[int | None] | int | None = None,
+        processing_size: int | None = None,
+        max_frames: int | None = None,
+        output_type: str | None = None,
+        output_path: str | os.PathLike | None = None,
+        return_dict: bool = True,
+        generator: torch.Generator | None = None,
+        top_k: int | None = None,
+        memory_every: int | None = None,
+        max_working_frames: int | None = None,
+        min_working_frames: int | None = None,
+        num_prototypes: int | None = None,
+        max_long_term_elements: int | None = None,
+        callback_on_frame_end: Callable[[ColorMNetPipeline, int, ColorMemory], None] | None = None,
+    ):
+        """Colour `video` from one or more colour `exemplars`.
+
+        Args:
+            video: a video file (mp4, avi, mov, webm, gif...), a folder of frames, a list of PIL
+                images / arrays, or an array (T, H, W[, 3]). Colour input is decolorized (its L is used).
+            exemplars: one image or a list (path, PIL or RGB array), each a colour image.
+            exemplar_frames: per exemplar, the index of the frame it colours (a keyframe the user
+                coloured: that frame takes the exemplar's colour), or None for a free reference.
+            processing_size: short side the model runs at (default from the config); the output
+                is always at the input resolution.
+            max_frames: stop after this many frames.
+            output_type: "pil", "np" or "pt". Default "pil", or no frames kept when `output_path`
+                is given (they are streamed to the file).
+            output_path: write an H.264 mp4 here, with the input's audio when it has some.
+            generator: accepted for the common pipeline signature; inference is deterministic.
+            top_k, memory_every, ...: override the memory settings of the config for this call.
+            callback_on_frame_end: called as `fn(pipeline, frame_index, memory)` after each frame.
+        """
+        if output_type is None:
+            output_type = None if output_path is not None else "pil"
+        else:
+            check_output_type(output_type)
+        reader = VideoReader(video, max_frames=max_frames)
+        num_frames = len(reader)
+        prepared = self._prepare_exemplars(exemplars, exemplar_frames, num_frames)
+        memory = ColorMemory(
+            self.memory_config(
+                top_k=top_k,
+                memory_every=memory_every,
+                max_working_frames=max_working_frames,
+                min_working_frames=min_working_frames,
+                num_prototypes=num_prototypes,
+                max_long_term_elements=max_long_term_elements,
+            )
+        )
+        device = self.device
+        height, width = reader.info.height, reader.info.width
+        size = processing_shape(height, width, processing_size or self.config.processing_size)
+
+        keyframes: dict[int, torch.Tensor] = {}  # frame index -> exemplar ab at the input resolution
+        for image, frame_index in prepared:
+            rgb = frame_to_tensor(image, device)
+            luminance, ab = luminance_and_ab(resize(rgb, size))
+            key, value = encode_memory_frame(self.feature_encoder, self.value_encoder, luminance, ab)
+            memory.add_permanent(key, value)
+            if frame_index is not None:
+                keyframes[frame_index] = luminance_and_ab(resize(rgb, (height, width)))[1]
+
+        writer = None
+        if output_path is not None:
+            audio = reader.info.path if reader.info.has_audio else None
+            writer = VideoWriter(output_path, fps=reader.info.fps, audio_from=audio)
+        frames: list[np.ndarray] = []
+        previous = None
+        try:
+            with self.progress_bar(total=num_frames) as progress:
+                for index, frame in enumerate(reader):
+                    luminance_full = luminance_and_ab(frame_to_tensor(frame, device))[0]
+                    luminance = resize(luminance_full, size)
+                    if index in keyframes:
+                        ab_full = keyframes[index]
+                        key, value = encode_memory_frame(
+                            self.feature_encoder, self.value_encoder, luminance, resize(ab_full, size)
+                        )
+                    else:
+                        step = colorize_step(
+                            self.feature_encoder,
+                            self.value_encoder,
+                            self.decoder,
+                            luminance,
+                            memory,
+                            previous,
+                            self.config.local_attention_radius,
+                        )
+                        key, value = step.key, step.value
+                        guide_low = resize(luminance, step.ab.shape[-2:]) / 100.0
+                        ab_full = guided_upsample(step.ab, guide_low, luminance_full / 100.0)
+                    previous = (key, value)
+                    if index % memory.config.memory_every == 0:
+                        memory.add_working(key, value)
+                    coloured = tensor_to_frame(compose_lab(luminance_full, ab_full))
+                    if writer is not None:
+                        writer.write(coloured)
+                    if output_type is not None:
+                        frames.append(coloured)
+                    if callback_on_frame_end is not None:
+                        callback_on_frame_end(self, index, memory)
+                    progress.update()
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        if writer is not None:
+            writer.close()
+            output_path = str(output_path)
+
+        output = frames_to_output(frames, output_type) if output_type is not None else None
+        if not return_dict:
+            return (output, output_path)
+        return VideoPipelineOutput(frames=output, video_path=output_path)

@@ -1,0 +1,549 @@
+"""Video and image I/O for hueflow.
+
+Everything is decoded and encoded through PyAV (FFmpeg bindings), so no system ffmpeg is needed. Frames are
+always handed around as RGB ``uint8`` arrays of shape ``(H, W, 3)``. Every problem with the caller's input is
+reported as a :class:`VideoInputError` that says what is wrong and what to do about it, never as a raw FFmpeg
+traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+logger = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".gif", ".m4v")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+DEFAULT_FPS = 25.0
+# AAC encodes fixed blocks of 1024 samples; only the very last frame handed to the encoder may be shorter.
+_AAC_FRAME_SIZE = 1024
+_EXIF_ORIENTATION = 0x0112
+
+
+class VideoInputError(ValueError):
+    """Raised for any unusable video/image input; the message says what is wrong and how to fix it."""
+
+
+@dataclass
+class VideoInfo:
+    width: int
+    height: int
+    fps: float
+    num_frames: int
+    has_audio: bool
+    path: str | None
+
+
+# ----------------------------------------------------------------------------------------------- images
+
+
+def _as_rgb_uint8(array: np.ndarray, what: str = "frame") -> np.ndarray:
+    """Normalise an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array to contiguous RGB uint8."""
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise VideoInputError(
+            f"{what} has shape {tuple(array.shape)}; expected (H, W) grayscale or (H, W, 3) RGB "
+            "(an alpha channel is dropped)."
+        )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise VideoInputError(f"{what} is empty (shape {tuple(array.shape)}).")
+    if np.issubdtype(array.dtype, np.floating):
+        lo, hi = float(array.min()), float(array.max())
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            raise VideoInputError(
+                f"{what} is float with values in [{lo:.3g}, {hi:.3g}]; float frames must lie in [0, 1]. "
+                "Pass uint8 frames for the 0-255 range."
+            )
+        array = (array.clip(0, 1) * 255).round().astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise VideoInputError(f"{what} has dtype {array.dtype}; expected uint8 (0-255) or float in [0, 1].")
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    return np.ascontiguousarray(array[..., :3])
+
+
+def _pil_to_rgb(image: Image.Image) -> np.ndarray:
+    image = ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF
+    if image.mode.startswith("I"):
+        # 16-bit grayscale PNG/TIFF: convert("RGB") would clip to 255 rather than rescale.
+        gray = (np.asarray(image, dtype=np.float32) / 257.0).round().clip(0, 255).astype(np.uint8)
+        return _as_rgb_uint8(gray)
+    return np.asarray(image.convert("RGB")).copy()
+
+
+def _open_image(path: Path) -> Image.Image:
+    try:
+        return Image.open(path)
+    except (UnidentifiedImageError, OSError) as e:
+        raise VideoInputError(f"could not read '{path}' as an image ({e}); the file may be corrupt.") from e
+
+
+def load_image(source: str | os.PathLike | Image.Image | np.ndarray) -> np.ndarray:
+    """Load a path, PIL image or array as RGB uint8 ``(H, W, 3)``; grayscale becomes 3 equal channels."""
+    if isinstance(source, np.ndarray):
+        return _as_rgb_uint8(source, "image")
+    if isinstance(source, Image.Image):
+        return _pil_to_rgb(source)
+    if not isinstance(source, (str, os.PathLike)):
+        raise VideoInputError(
+            f"cannot load an image from {type(source).__name__}; pass a path, PIL image or array."
+        )
+    path = Path(source)
+    if not path.is_file():
+        problem = "is a folder" if path.is_dir() else "does not exist"
+        raise VideoInputError(f"image file '{path}' {problem}; pass the path of an image file.")
+    with _open_image(path) as image:
+        try:
+            return _pil_to_rgb(image)
+        except OSError as e:  # header parsed but pixel data is truncated/corrupt
+            raise VideoInputError(f"could not decode image '{path}' ({e}); the file may be truncated.") from e
+
+
+def is_grayscale_image(rgb: np.ndarray, tol: float = 2.0) -> bool:
+    """True when R, G and B agree within ``tol`` at every pixel, i.e. the image carries no colour."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim == 2 or rgb.shape[-1] == 1:
+        return True
+    channels = rgb[..., :3].astype(np.int16)  # int16: uint8 differences would wrap around
+    spread = channels.max(axis=-1) - channels.min(axis=-1)
+    return bool(spread.max() <= tol)
+
+
+def _natural_key(name: str) -> list[Any]:
+    # "frame2" < "frame10": compare digit runs as numbers, the rest case-insensitively.
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
+def _frame_size(item: Any) -> tuple[int, int]:
+    if isinstance(item, Image.Image):
+        return item.height, item.width
+    if isinstance(item, np.ndarray):
+        return tuple(item.shape[:2]) if item.ndim >= 2 else (0, 0)
+    if isinstance(item, (str, os.PathLike)):
+        with _open_image(Path(item)) as image:  # reads the header only, not the pixels
+            width, height = image.size
+            # EXIF orientations 5-8 are 90-degree turns, which load_image() applies (see _pil_to_rgb).
+            if image.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+                width, height = height, width
+        return height, width
+    raise VideoInputError(f"unsupported frame type {type(item).__name__}; pass PIL images or numpy arrays.")
+
+
+def _check_same_size(items: list[Any], describe: Callable[[int], str]) -> tuple[int, int]:
+    """Validate up front that every frame has the first frame's size; return that (height, width)."""
+    first = _frame_size(items[0])
+    for index, item in enumerate(items[1:], start=1):
+        size = _frame_size(item)
+        if size != first:
+            raise VideoInputError(
+                f"{describe(index)} is {size[1]}x{size[0]} but {describe(0)} is {first[1]}x{first[0]}; "
+                "all frames must share one size (resize them first)."
+            )
+    return first
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def _ffmpeg_error(path: str, error: Exception) -> VideoInputError:
+    return VideoInputError(
+        f"could not decode video '{path}' ({error}). The file is corrupt, truncated or not a video; "
+        "re-export it as mp4 (H.264) or pass a folder of frames."
+    )
+
+
+def _iter_av_frames(path: str) -> Iterator[np.ndarray]:
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                yield frame.to_ndarray(format="rgb24")
+    except av.FFmpegError as e:
+        raise _ffmpeg_error(path, e) from e
+
+
+def _iter_pil_animation(path: str) -> Iterator[np.ndarray]:
+    with Image.open(path) as image:
+        for index in range(getattr(image, "n_frames", 1)):
+            image.seek(index)
+            yield _pil_to_rgb(image)
+
+
+class VideoReader:
+    """Streaming RGB uint8 frames ``(H, W, 3)`` from a video file, a folder of images, a list of PIL images /
+    arrays, or an array ``(T, H, W, 3)`` / ``(T, H, W)`` (grayscale is replicated to 3 channels).
+
+    The source is validated when the reader is built, but frames are decoded lazily, one at a time, so a long
+    video never sits in memory. Iterating again restarts from the first frame. ``fps`` sets the frame rate
+    reported for folders, lists and arrays (default 25); video files always report their own rate.
+
+    For video files ``len()`` relies on the container's frame count (or duration x fps when the container has
+    none), so it can differ slightly from the number of frames actually decoded.
+    """
+
+    def __init__(self, source: Any, max_frames: int | None = None, fps: float | None = None) -> None:
+        if max_frames is not None and max_frames < 1:
+            raise VideoInputError(f"max_frames must be a positive integer or None, got {max_frames}.")
+        if fps is not None and not (math.isfinite(fps) and fps > 0):
+            raise VideoInputError(f"fps must be a positive number, got {fps}.")
+        self.max_frames = max_frames
+        self._frames: Callable[[], Iterator[np.ndarray]]
+
+        if isinstance(source, np.ndarray):
+            self.info = self._init_array(source, fps or DEFAULT_FPS)
+        elif isinstance(source, (list, tuple)):
+            self.info = self._init_list(list(source), fps or DEFAULT_FPS)
+        elif isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            if not path.exists():
+                raise VideoInputError(f"video source '{path}' does not exist.")
+            if path.is_dir():
+                self.info = self._init_folder(path, fps or DEFAULT_FPS)
+            else:
+                self.info = self._init_file(path)
+        else:
+            raise VideoInputError(
+                f"unsupported video source of type {type(source).__name__}; pass a video path, a folder of "
+                "frames, a list of images or a (T, H, W[, 3]) array."
+            )
+
+    # -- sources ------------------------------------------------------------------------------------
+
+    def _init_array(self, array: np.ndarray, fps: float) -> VideoInfo:
+        if array.ndim == 4 and array.shape[-1] == 1:
+            array = array[..., 0]
+        if array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[-1] not in (3, 4)):
+            raise VideoInputError(
+                f"video array has shape {array.shape}; expected (T, H, W, 3) RGB or (T, H, W) grayscale."
+            )
+        if array.shape[0] == 0:
+            raise VideoInputError("video array has zero frames.")
+        if array.dtype != np.uint8 and not np.issubdtype(array.dtype, np.floating):
+            raise VideoInputError(f"video array has dtype {array.dtype}; expected uint8 or float in [0, 1].")
+        self._frames = lambda: (_as_rgb_uint8(frame, f"frame {i}") for i, frame in enumerate(array))
+        return VideoInfo(array.shape[2], array.shape[1], fps, array.shape[0], False, None)
+
+    def _init_list(self, items: list[Any], fps: float) -> VideoInfo:
+        if not items:
+            raise VideoInputError("the frame list is empty; pass at least one image.")
+        height, width = _check_same_size(items, lambda i: f"frame {i}")
+        self._frames = lambda: (load_image(item) for item in items)
+        return VideoInfo(width, height, fps, len(items), False, None)
+
+    def _init_folder(self, folder: Path, fps: float) -> VideoInfo:
+        entries = list(folder.iterdir())
+        if not entries:
+            raise VideoInputError(f"folder '{folder}' is empty; put the frames in it as images.")
+        # Hidden files are skipped: macOS copies leave "._frame1.png" metadata files that are not images.
+        images = [p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")]
+        paths = sorted((p for p in images if p.is_file()), key=lambda p: _natural_key(p.name))
+        if not paths:
+            raise VideoInputError(
+                f"folder '{folder}' contains no images ({', '.join(IMAGE_EXTENSIONS)}); "
+                "pass a folder of frames or a video file."
+            )
+        height, width = _check_same_size(paths, lambda i: f"'{paths[i].name}'")
+        self._frames = lambda: (load_image(p) for p in paths)
+        return VideoInfo(width, height, fps, len(paths), False, None)
+
+    def _init_file(self, path: Path) -> VideoInfo:
+        suffix = path.suffix.lower()
+        if suffix == ".webp":
+            # The bundled FFmpeg cannot decode animated WebP, so those go through Pillow instead.
+            with _open_image(path) as image:
+                frame_count = getattr(image, "n_frames", 1)
+                if frame_count > 1:
+                    image.load()  # Pillow reports the frame duration only once a frame is decoded
+                    duration_ms = image.info.get("duration") or 0
+                    fps = 1000.0 / duration_ms if duration_ms else DEFAULT_FPS
+                    self._frames = lambda: _iter_pil_animation(str(path))
+                    return VideoInfo(image.width, image.height, fps, frame_count, False, str(path))
+        if suffix in IMAGE_EXTENSIONS:
+            raise VideoInputError(
+                f"'{path}' is an image, not a video; pass a video file or a folder of frames."
+            )
+        if suffix not in VIDEO_EXTENSIONS:
+            raise VideoInputError(
+                f"unsupported file type '{suffix or path.name}'; expected a video "
+                f"({', '.join(VIDEO_EXTENSIONS)}) or a folder of frames."
+            )
+        if path.stat().st_size == 0:
+            raise VideoInputError(f"video file '{path}' is empty (0 bytes).")
+        try:
+            with av.open(str(path)) as container:
+                if not container.streams.video:
+                    raise VideoInputError(f"'{path}' has no video stream (audio only?); pass a video file.")
+                stream = container.streams.video[0]
+                fps = float(stream.average_rate or stream.guessed_rate or stream.base_rate or DEFAULT_FPS)
+                has_audio = bool(container.streams.audio)
+                # Decode one frame now so a corrupt file fails here, not halfway through a pipeline run.
+                first = next(container.decode(stream), None)
+                if first is None:
+                    raise VideoInputError(f"video file '{path}' contains no decodable frames.")
+                num_frames = stream.frames or self._estimate_frame_count(container, stream, fps)
+        except av.FFmpegError as e:
+            raise _ffmpeg_error(str(path), e) from e
+        self._frames = lambda: _iter_av_frames(str(path))
+        return VideoInfo(first.width, first.height, fps, num_frames, has_audio, str(path))
+
+    @staticmethod
+    def _estimate_frame_count(container: Any, stream: Any, fps: float) -> int:
+        if stream.duration and stream.time_base:
+            seconds = float(stream.duration * stream.time_base)
+        elif container.duration:
+            seconds = container.duration / av.time_base
+        else:
+            # No duration at all (raw streams): counting packets is cheap compared with decoding.
+            container.seek(0)
+            return max(1, sum(1 for packet in container.demux(stream) if packet.size))
+        return max(1, round(seconds * fps))
+
+    # -- iteration ----------------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return islice(self._frames(), self.max_frames)
+
+    def __len__(self) -> int:
+        if self.max_frames is None:
+            return self.info.num_frames
+        return min(self.info.num_frames, self.max_frames)
+
+
+def read_video(source: Any, max_frames: int | None = None, fps: float | None = None) -> VideoReader:
+    """Alias of :class:`VideoReader`."""
+    return VideoReader(source, max_frames=max_frames, fps=fps)
+
+
+def read_frames(source: Any, max_frames: int | None = None, fps: float | None = None) -> list[np.ndarray]:
+    """Decode all frames (up to ``max_frames``) into a list; only for clips that fit in memory."""
+    return list(VideoReader(source, max_frames=max_frames, fps=fps))
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+
+class _AudioPassthrough:
+    """Re-encodes the first audio stream of a file to AAC, paced to follow the video being written."""
+
+    def __init__(self, path: str, container: Any) -> None:
+        self.path = path
+        self._input = container
+        self._source = container.streams.audio[0]
+        self.rate = self._source.rate or 48000
+        # AAC in mp4 is safest as mono/stereo; surround sources are downmixed by the resampler.
+        self.layout = "mono" if self._source.channels == 1 else "stereo"
+        self._pending: av.AudioFrame | None = None
+        self._samples_sent = 0
+
+    def attach(self, container: Any) -> None:
+        self._stream = container.add_stream("aac", rate=self.rate, layout=self.layout)
+        self._resampler = av.AudioResampler(
+            format="fltp", layout=self.layout, rate=self.rate, frame_size=_AAC_FRAME_SIZE
+        )
+        self._decoded = self._resampled_frames()
+        self._container = container
+
+    def _resampled_frames(self) -> Iterator[av.AudioFrame]:
+        for frame in self._input.decode(self._source):
+            frame.pts = None  # we restamp by sample count; source timestamps may have gaps or offsets
+            yield from self._resampler.resample(frame)
+        yield from self._resampler.resample(None)
+
+    def write_until(self, seconds: float, final: bool = False) -> None:
+        """Mux audio up to ``seconds``; only the final call may cut a frame short (AAC's last-frame rule)."""
+        limit = round(seconds * self.rate)
+        try:
+            while self._samples_sent < limit:
+                frame = self._pending if self._pending is not None else next(self._decoded, None)
+                self._pending = None
+                if frame is None:
+                    break
+                room = limit - self._samples_sent
+                if frame.samples > room:
+                    if not final:
+                        self._pending = frame
+                        break
+                    samples = np.ascontiguousarray(frame.to_ndarray()[:, :room])
+                    frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=self.layout)
+                    frame.sample_rate = self.rate
+                frame.pts, frame.time_base = self._samples_sent, Fraction(1, self.rate)
+                self._samples_sent += frame.samples
+                self._container.mux(self._stream.encode(frame))
+            if final:
+                self._container.mux(self._stream.encode(None))
+        except av.FFmpegError as e:
+            raise VideoInputError(f"could not decode the audio of '{self.path}' ({e}).") from e
+
+    def close(self) -> None:
+        self._input.close()
+
+
+class VideoWriter:
+    """H.264 (libx264, yuv420p) mp4 writer.
+
+    Frames go to a hidden temporary file next to ``path`` that is renamed into place only on a clean
+    :meth:`close`, so a failure never leaves a partial output (``audio_from`` may even be ``path`` itself).
+    yuv420p stores colour at half resolution, so odd widths/heights are padded by replicating the last
+    column/row; the output is then one pixel larger than the frames in that dimension.
+
+    ``audio_from`` copies the first audio stream of that file into the output, re-encoded to AAC, laid from
+    t=0 and cut to the video's duration. A source without audio simply gives a silent output.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, fps: float, audio_from: str | None = None, crf: int = 18
+    ) -> None:
+        if not (math.isfinite(fps) and fps > 0):
+            raise VideoInputError(f"fps must be a positive number, got {fps}.")
+        if not 0 <= crf <= 51:
+            raise VideoInputError(f"crf must be in [0, 51] (lower is better quality), got {crf}.")
+        self.path = os.fspath(path)
+        self.fps = float(fps)
+        self.crf = int(crf)
+        self.frames_written = 0
+        # limit_denominator keeps NTSC rates exact (29.97... -> 30000/1001) and timestamps integral.
+        self._rate = Fraction(self.fps).limit_denominator(1001)
+        target = Path(self.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp_path = str(target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
+        self._container: Any = None
+        self._size: tuple[int, int] | None = None
+        self._closed = False
+        self._audio = self._open_audio(audio_from) if audio_from is not None else None
+
+    @staticmethod
+    def _open_audio(audio_from: str | os.PathLike) -> _AudioPassthrough | None:
+        path = os.fspath(audio_from)
+        if not os.path.isfile(path):
+            raise VideoInputError(f"audio source '{path}' does not exist.")
+        try:
+            container = av.open(path)
+        except av.FFmpegError as e:
+            raise VideoInputError(
+                f"could not read audio from '{path}' ({e}); the file may be corrupt."
+            ) from e
+        if not container.streams.audio:
+            container.close()
+            logger.info("'%s' has no audio stream; writing a silent video.", path)
+            return None
+        return _AudioPassthrough(path, container)
+
+    def _open(self, height: int, width: int) -> None:
+        # faststart moves the index to the front so browsers can start playing before the download ends.
+        self._container = av.open(
+            self._tmp_path, "w", format="mp4", container_options={"movflags": "+faststart"}
+        )
+        stream = self._container.add_stream("libx264", rate=self._rate)
+        stream.width, stream.height = width + width % 2, height + height % 2
+        stream.pix_fmt = "yuv420p"
+        # swscale converts RGB->YUV with BT.601 matrices; tag the stream so players decode with the same ones.
+        bt601 = "smpte170m"
+        stream.options = {
+            "crf": str(self.crf),
+            "colorspace": bt601,
+            "color_primaries": bt601,
+            "color_trc": bt601,
+            "color_range": "tv",
+        }
+        self._stream = stream
+        if self._audio is not None:
+            self._audio.attach(self._container)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one RGB uint8 ``(H, W, 3)`` frame; every frame must have the first frame's size."""
+        if self._closed:
+            raise RuntimeError("VideoWriter is already closed.")
+        frame = _as_rgb_uint8(frame, f"frame {self.frames_written}")
+        height, width = frame.shape[:2]
+        if self._size is None:
+            self._size = (height, width)
+            self._open(height, width)
+        elif (height, width) != self._size:
+            raise VideoInputError(
+                f"frame {self.frames_written} is {width}x{height} but the video is "
+                f"{self._size[1]}x{self._size[0]}; all frames must share the first frame's size."
+            )
+        if height % 2 or width % 2:
+            frame = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+        video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+        video_frame.pts, video_frame.time_base = self.frames_written, 1 / self._rate
+        self._container.mux(self._stream.encode(video_frame))
+        self.frames_written += 1
+        if self._audio is not None:
+            self._audio.write_until(self.frames_written / self._rate)
+
+    def close(self) -> None:
+        """Flush the encoders, finalise the mp4 and move it to ``path``."""
+        if self._closed:
+            return
+        try:
+            if self.frames_written == 0:
+                raise VideoInputError(f"no frames were written to '{self.path}'; nothing to save.")
+            self._container.mux(self._stream.encode(None))
+            if self._audio is not None:
+                self._audio.write_until(self.frames_written / self._rate, final=True)
+                self._audio.close()
+            self._container.close()
+            os.replace(self._tmp_path, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+
+    def abort(self) -> None:
+        """Discard everything written so far; the output path is left untouched."""
+        self._closed = True
+        for resource in (self._container, self._audio):
+            if resource is not None:
+                with contextlib.suppress(Exception):
+                    resource.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self._tmp_path)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+    def __del__(self) -> None:
+        # A writer dropped without close() (e.g. an exception outside a `with`) must not leave its temp file.
+        if not getattr(self, "_closed", True):
+            with contextlib.suppress(Exception):
+                self.abort()
+
+
+def write_video(
+    frames: Iterable[np.ndarray],
+    path: str | os.PathLike,
+    fps: float,
+    audio_from: str | None = None,
+    crf: int = 18,
+) -> str:
+    """Encode ``frames`` to an H.264 mp4 at ``path`` (see :class:`VideoWriter`) and return the path."""
+    with VideoWriter(path, fps, audio_from=audio_from, crf=crf) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return writer.path

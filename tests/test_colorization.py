@@ -1,0 +1,263 @@
+"""ColorMNetPipeline: save/load, luminance kept, streaming, exemplars, memory bounds, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_colour_clip
+from PIL import Image
+
+from pipelines.colorization import (
+    ColorMNetDecoder,
+    ColorMNetFeatureEncoder,
+    ColorMNetPipeline,
+    ColorMNetValueEncoder,
+    ExemplarError,
+)
+from pipelines.colorization.pipeline import processing_shape
+from pipelines.core.colour import frame_to_tensor, luminance_and_ab
+from pipelines.core.video import VideoInputError, write_video
+
+
+def lab_of(frames: np.ndarray) -> torch.Tensor:
+    """(T, H, W, 3) uint8 or float in [0, 1] -> Lab (T, 3, H, W)."""
+    tensor = torch.from_numpy(np.asarray(frames, dtype=np.float32))
+    if np.asarray(frames).dtype == np.uint8:
+        tensor = tensor / 255.0
+    rgb = tensor.permute(0, 3, 1, 2)
+    luminance, ab = luminance_and_ab(rgb)
+    return torch.cat([luminance, ab], dim=1)
+
+
+@pytest.mark.parametrize(
+    "component",
+    [
+        lambda: ColorMNetFeatureEncoder(key_channels=8, feature_channels=8, light_channels=(4, 4, 8)),
+        lambda: ColorMNetValueEncoder(feature_channels=8, value_channels=4),
+        lambda: ColorMNetDecoder(feature_channels=8, value_channels=4, skip_channels=4, hidden_channels=8),
+    ],
+)
+def public_config(config) -> dict:
+    """Config entries a user set (tuples come back from JSON as lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items() if not k.startswith("_")}
+
+
+def test_component_round_trip(component, tmp_path):
+    model = component()
+    model.save_pretrained(tmp_path)
+    loaded = type(model).from_pretrained(tmp_path)
+    assert public_config(loaded.config) == public_config(model.config)
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_pipeline_round_trip_gives_identical_output(tiny_pipe, colour_clip, tmp_path):
+    tiny_pipe.save_pretrained(tmp_path)
+    loaded = ColorMNetPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.processing_size == 64
+    first = tiny_pipe(colour_clip, exemplars=colour_clip[0], output_type="np").frames
+    second = loaded(colour_clip, exemplars=colour_clip[0], output_type="np").frames
+    np.testing.assert_array_equal(first, second)
+
+
+def test_output_keeps_input_luminance_and_resolution(tiny_pipe):
+    clip = make_colour_clip(num_frames=4, height=50, width=70)  # not multiples of 16
+    grey = clip.mean(axis=-1, keepdims=True).repeat(3, axis=-1).astype(np.uint8)
+    frames = tiny_pipe(grey, exemplars=clip[0], output_type="np").frames
+    assert frames.shape == (4, 50, 70, 3)
+    out_lab, in_lab = lab_of(frames), lab_of(grey)
+    # Only ab is predicted; L differs by uint8 rounding and gamut clipping alone.
+    assert (out_lab[:, 0] - in_lab[:, 0]).abs().mean() < 0.6
+    assert out_lab[:, 1:].abs().mean() > 1.0  # and there is colour
+
+
+def test_output_types_and_tuple(tiny_pipe, colour_clip):
+    pil = tiny_pipe(colour_clip, exemplars=colour_clip[0]).frames
+    assert isinstance(pil[0], Image.Image) and len(pil) == len(colour_clip)
+    pt = tiny_pipe(colour_clip, exemplars=colour_clip[0], output_type="pt").frames
+    assert pt.shape == (len(colour_clip), 3, 48, 64)
+    frames, path = tiny_pipe(colour_clip, exemplars=colour_clip[0], output_type="np", return_dict=False)
+    assert frames.shape[0] == len(colour_clip) and path is None
+    with pytest.raises(ValueError, match="output_type"):
+        tiny_pipe(colour_clip, exemplars=colour_clip[0], output_type="latent")
+
+
+def test_streaming_folder_and_list_inputs_agree(tiny_pipe, colour_clip, tmp_path):
+    for index, frame in enumerate(colour_clip):
+        Image.fromarray(frame).save(tmp_path / f"frame{index}.png")
+    from_folder = tiny_pipe(str(tmp_path), exemplars=colour_clip[0], output_type="np").frames
+    from_list = tiny_pipe(
+        [Image.fromarray(f) for f in colour_clip], exemplars=colour_clip[0], output_type="np"
+    ).frames
+    from_array = tiny_pipe(colour_clip, exemplars=colour_clip[0], output_type="np").frames
+    np.testing.assert_array_equal(from_folder, from_list)
+    np.testing.assert_array_equal(from_list, from_array)
+
+
+def test_keyframe_exemplars_colour_their_frames(tiny_pipe, colour_clip):
+    exemplars = [colour_clip[0], colour_clip[3]]
+    frames = tiny_pipe(colour_clip, exemplars=exemplars, exemplar_frames=[0, 3], output_type="np").frames
+    out_lab, true_lab = lab_of(frames), lab_of(colour_clip)
+    for index in (0, 3):  # a keyframe takes its exemplar's colour
+        assert (out_lab[index, 1:] - true_lab[index, 1:]).abs().mean() < 1.5
+    # A free reference plus a keyframe mixes too.
+    frames = tiny_pipe(colour_clip, exemplars=exemplars, exemplar_frames=[None, 3], output_type="np").frames
+    assert (lab_of(frames)[3, 1:] - true_lab[3, 1:]).abs().mean() < 1.5
+
+
+def test_memory_stays_within_caps_over_a_long_clip(tiny_pipe):
+    clip = make_colour_clip(num_frames=40, height=32, width=48, seed=3)
+    caps = dict(
+        memory_every=1,
+        max_working_frames=3,
+        min_working_frames=1,
+        num_prototypes=5,
+        max_long_term_elements=12,
+    )
+    seen = []
+
+    def check(pipe, index, memory):
+        assert memory.num_working_frames <= caps["max_working_frames"]
+        assert memory.num_long_term_elements <= caps["max_long_term_elements"]
+        assert memory.num_permanent_elements == 4 * 6  # one exemplar: 32x48 at stride 8
+        seen.append((memory.num_working_frames, memory.num_long_term_elements))
+
+    tiny_pipe(clip, exemplars=clip[0], output_type="np", callback_on_frame_end=check, **caps)
+    assert len(seen) == 40
+    assert max(long for _, long in seen) == caps["max_long_term_elements"]  # it filled up and was capped
+
+
+def test_processing_shape():
+    assert processing_shape(480, 854, 256) == (256, 448)
+    assert processing_shape(50, 70, 256) == (48, 64)  # never upscaled, multiples of 16
+    assert processing_shape(8, 8, 256) == (16, 16)
+
+
+def test_writes_mp4_with_audio_of_the_input(tiny_pipe, tmp_path):
+    import av
+
+    clip = make_colour_clip(num_frames=10)
+    source = tmp_path / "source.mp4"
+    write_video(clip, source, fps=10)
+    with_audio = tmp_path / "with_audio.mp4"
+    _mux_sine_audio(source, with_audio, seconds=1.0)
+    out = tmp_path / "out.mp4"
+    result = tiny_pipe(str(with_audio), exemplars=clip[0], output_path=out)
+    assert result.frames is None and result.video_path == str(out)
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+        assert len(container.streams.audio) == 1
+        assert sum(1 for _ in container.decode(video=0)) == 10
+
+
+def _mux_sine_audio(video: object, out: object, seconds: float) -> None:
+    """Copy `video`'s frames into `out` with a 440 Hz AAC soundtrack (a real audio track for tests)."""
+    import av
+
+    with av.open(str(video)) as source, av.open(str(out), "w") as target:
+        in_stream = source.streams.video[0]
+        video_stream = target.add_stream("h264", rate=in_stream.average_rate)
+        video_stream.width, video_stream.height, video_stream.pix_fmt = (
+            in_stream.width,
+            in_stream.height,
+            "yuv420p",
+        )
+        audio_stream = target.add_stream("aac", rate=16000, layout="mono")
+        for frame in source.decode(video=0):
+            for packet in video_stream.encode(frame.reformat(format="yuv420p")):
+                target.mux(packet)
+        for packet in video_stream.encode():
+            target.mux(packet)
+        samples = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(16000 * seconds)) / 16000)).astype(np.float32)
+        for start in range(0, len(samples), 1024):
+            chunk = samples[start : start + 1024]
+            frame = av.AudioFrame.from_ndarray(chunk[None, :], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 16000, start
+            for packet in audio_stream.encode(frame):
+                target.mux(packet)
+        for packet in audio_stream.encode():
+            target.mux(packet)
+
+
+# -- bad input: a clear error, and no partial output file --------------------------------------
+
+
+def test_no_exemplar(tiny_pipe, colour_clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    for missing in (None, []):
+        with pytest.raises(ExemplarError, match="No exemplar"):
+            tiny_pipe(colour_clip, exemplars=missing, output_path=out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_grayscale_exemplar(tiny_pipe, colour_clip, tmp_path):
+    grey = np.repeat(colour_clip[0].mean(-1, keepdims=True), 3, -1).astype(np.uint8)
+    with pytest.raises(ExemplarError, match="grayscale"):
+        tiny_pipe(colour_clip, exemplars=grey, output_path=tmp_path / "out.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_exemplar_frame_out_of_range(tiny_pipe, colour_clip, tmp_path):
+    with pytest.raises(ExemplarError, match="valid indices 0..5"):
+        tiny_pipe(colour_clip, exemplars=colour_clip[0], exemplar_frames=[6], output_path=tmp_path / "o.mp4")
+    with pytest.raises(ExemplarError, match="one frame index"):
+        tiny_pipe(colour_clip, exemplars=colour_clip[0], exemplar_frames=[0, 1])
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("corrupt.mp4", b"\x00\x01not a video at all" * 50, "corrupt|decode|read"),
+        ("empty.mp4", b"", "empty|corrupt|decode|read"),
+    ],
+)
+def test_corrupt_or_empty_video(tiny_pipe, colour_clip, tmp_path, name, content, message):
+    source = tmp_path / name
+    source.write_bytes(content)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(VideoInputError, match=f"(?i){message}"):
+        tiny_pipe(str(source), exemplars=colour_clip[0], output_path=out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_image_given_as_video(tiny_pipe, colour_clip, tmp_path):
+    image = tmp_path / "still.png"
+    Image.fromarray(colour_clip[0]).save(image)
+    with pytest.raises(VideoInputError, match="image"):
+        tiny_pipe(str(image), exemplars=colour_clip[0], output_path=tmp_path / "out.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["still.png"]
+
+
+def test_zero_frames_and_empty_folder(tiny_pipe, colour_clip, tmp_path):
+    with pytest.raises(VideoInputError):
+        tiny_pipe([], exemplars=colour_clip[0])
+    with pytest.raises(VideoInputError):
+        tiny_pipe(np.zeros((0, 16, 16, 3), np.uint8), exemplars=colour_clip[0])
+    (tmp_path / "notes.txt").write_text("no frames here")
+    with pytest.raises(VideoInputError, match="(?i)no image"):
+        tiny_pipe(str(tmp_path), exemplars=colour_clip[0], output_path=tmp_path / "out.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_failure_mid_video_leaves_no_file(tiny_pipe, colour_clip, tmp_path):
+    def explode(pipe, index, memory):
+        if index == 3:
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        tiny_pipe(
+            colour_clip,
+            exemplars=colour_clip[0],
+            output_path=tmp_path / "out.mp4",
+            callback_on_frame_end=explode,
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_exemplar_keeps_colour_conversion_consistent():
+    frame = make_colour_clip(num_frames=1)[0]
+    luminance, ab = luminance_and_ab(frame_to_tensor(frame))
+    assert luminance.shape[1] == 1 and ab.shape[1] == 2
