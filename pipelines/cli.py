@@ -14,6 +14,7 @@ def colorize(args: argparse.Namespace) -> int:
     import torch
 
     from .colorization import ColorMNetPipeline
+    from .core.video import VideoReader
 
     if args.exemplar_frame and len(args.exemplar_frame) != len(args.exemplar):
         raise SystemExit(
@@ -21,6 +22,7 @@ def colorize(args: argparse.Namespace) -> int:
             "give one frame index per exemplar (use -1 for a free reference photo)"
         )
     frames = [None if index < 0 else index for index in args.exemplar_frame] if args.exemplar_frame else None
+    VideoReader(args.input)  # fail on a bad input before spending time on loading the model
     pipe = ColorMNetPipeline.from_pretrained(args.model)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipe.to(device)

@@ -30,19 +30,19 @@ def lab_of(frames: np.ndarray) -> torch.Tensor:
     return torch.cat([luminance, ab], dim=1)
 
 
-@pytest.mark.parametrize(
-    "component",
-    [
-        lambda: ColorMNetFeatureEncoder(key_channels=8, feature_channels=8, light_channels=(4, 4, 8)),
-        lambda: ColorMNetValueEncoder(feature_channels=8, value_channels=4),
-        lambda: ColorMNetDecoder(feature_channels=8, value_channels=4, skip_channels=4, hidden_channels=8),
-    ],
-)
 def public_config(config) -> dict:
     """Config entries a user set (tuples come back from JSON as lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items() if not k.startswith("_")}
 
 
+@pytest.mark.parametrize(
+    "component",
+    [
+        lambda: ColorMNetFeatureEncoder(key_channels=8, feature_channels=8, light_channels=(4, 4, 8)),
+        lambda: ColorMNetValueEncoder(feature_channels=8, value_channels=4),
+        lambda: ColorMNetDecoder(feature_channels=8, value_channels=4, skip_channels=(4, 4), hidden_channels=16),
+    ],
+)
 def test_component_round_trip(component, tmp_path):
     model = component()
     model.save_pretrained(tmp_path)

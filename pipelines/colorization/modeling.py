@@ -3,10 +3,10 @@
 Three trainable components, each a `ModelMixin, ConfigMixin` saved in its own subfolder:
 
 - `ColorMNetFeatureEncoder` (PVGFE): a frozen pretrained backbone run on the luminance, fused with
-  a light trainable CNN into memory keys and decoder features at stride 8, plus a stride-4 skip.
+  a light trainable CNN into memory keys and decoder features at stride 8, plus stride-4 and stride-2 skips.
 - `ColorMNetValueEncoder`: turns a frame's ab (at stride 8) and features into memory values.
 - `ColorMNetDecoder`: refines the memory readout (MFP) and the local-attention readout (LA) of the
-  previous frame into ab at stride 4. It predicts a gate between the two readouts and a residual
+  previous frame into ab at stride 2. It predicts a gate between the two readouts and a residual
   over them, so it propagates colour rather than inventing it; the residual starts at zero.
 
 `colorize_step` runs one frame through the three, given the memory; both the pipeline and the
@@ -38,7 +38,7 @@ def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Seque
 class FrameEncoding:
     key: torch.Tensor  # (B, Ck, H/8, W/8) memory key
     features: torch.Tensor  # (B, Cf, H/8, W/8) decoder / value-encoder features
-    skip: torch.Tensor  # (B, Cs, H/4, W/4) high-resolution skip for the decoder
+    skips: tuple[torch.Tensor, torch.Tensor]  # (B, C4, H/4, W/4), (B, C2, H/2, W/2) for the decoder
 
 
 class ColorMNetFeatureEncoder(ModelMixin, ConfigMixin):
@@ -90,7 +90,7 @@ class ColorMNetFeatureEncoder(ModelMixin, ConfigMixin):
             dim=1,
         )
         features = self.fuse(fused)
-        return FrameEncoding(key=self.to_key(features), features=features, skip=skips[1])
+        return FrameEncoding(key=self.to_key(features), features=features, skips=(skips[1], skips[0]))
 
 
 class ColorMNetValueEncoder(ModelMixin, ConfigMixin):
@@ -114,14 +114,17 @@ class ColorMNetValueEncoder(ModelMixin, ConfigMixin):
 
 
 class ColorMNetDecoder(ModelMixin, ConfigMixin):
-    """Refines memory readout (MFP) and local-attention readout (LA) into ab at stride 4."""
+    """Refines memory readout (MFP) and local-attention readout (LA) into ab at stride 2.
+
+    Stride 2 rather than ColorMNet's full resolution keeps a CPU fast; the guided upsampling on
+    the full-resolution luminance adds the rest of the detail."""
 
     @register_to_config
     def __init__(
         self,
         feature_channels: int = 64,
         value_channels: int = 32,
-        skip_channels: int = 24,
+        skip_channels: tuple[int, int] = (24, 16),
         hidden_channels: int = 64,
     ) -> None:
         super().__init__()
@@ -130,31 +133,36 @@ class ColorMNetDecoder(ModelMixin, ConfigMixin):
             conv_block(feature_channels + 2 * readout, hidden_channels),
             conv_block(hidden_channels, hidden_channels),
         )
-        self.refine = conv_block(hidden_channels + skip_channels, hidden_channels // 2)
-        self.head = nn.Conv2d(hidden_channels // 2, 3, 3, 1, 1)  # 2 residual ab + 1 gate logit
+        self.refine4 = conv_block(hidden_channels + skip_channels[0], hidden_channels // 2)
+        self.refine2 = conv_block(hidden_channels // 2 + skip_channels[1], hidden_channels // 4)
+        self.head = nn.Conv2d(hidden_channels // 4, 3, 3, 1, 1)  # 2 residual ab + 1 gate logit
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
     def forward(
         self,
         features: torch.Tensor,
-        skip: torch.Tensor,
+        skips: tuple[torch.Tensor, torch.Tensor],
         memory_value: torch.Tensor,
         local_value: torch.Tensor,
     ) -> torch.Tensor:
-        """features (B, Cf, h, w), skip (B, Cs, 2h, 2w), readouts (B, 2 + Cv, h, w) -> ab (B, 2, 2h, 2w)."""
+        """features (B, Cf, h, w), skips at 2x and 4x that size, readouts (B, 2 + Cv, h, w)
+        -> ab (B, 2, 4h, 4w) in Lab units."""
         hidden = self.body(torch.cat([features, memory_value, local_value], dim=1))
-        hidden = F.interpolate(hidden, size=skip.shape[-2:], mode="bilinear")
-        residual, gate_logit = self.head(self.refine(torch.cat([hidden, skip], dim=1))).split([2, 1], dim=1)
-        memory_ab = F.interpolate(memory_value[:, :2], size=skip.shape[-2:], mode="bilinear")
-        local_ab = F.interpolate(local_value[:, :2], size=skip.shape[-2:], mode="bilinear")
+        for refine, skip in zip((self.refine4, self.refine2), skips, strict=True):
+            hidden = F.interpolate(hidden, size=skip.shape[-2:], mode="bilinear")
+            hidden = refine(torch.cat([hidden, skip], dim=1))
+        residual, gate_logit = self.head(hidden).split([2, 1], dim=1)
+        size = skips[1].shape[-2:]
+        memory_ab = F.interpolate(memory_value[:, :2], size=size, mode="bilinear")
+        local_ab = F.interpolate(local_value[:, :2], size=size, mode="bilinear")
         gate = torch.sigmoid(gate_logit)
         return (gate * memory_ab + (1 - gate) * local_ab + residual) * AB_SCALE
 
 
 @dataclass
 class StepOutput:
-    ab: torch.Tensor  # (B, 2, H/4, W/4) predicted ab in Lab units
+    ab: torch.Tensor  # (B, 2, H/2, W/2) predicted ab in Lab units
     key: torch.Tensor  # (B, Ck, H/8, W/8) this frame's memory key
     value: torch.Tensor  # (B, 2 + Cv, H/8, W/8) this frame's memory value (from its predicted ab)
 
@@ -189,6 +197,6 @@ def colorize_step(
         local_value = memory_value
     else:
         local_value = local_window_attention(encoding.key, previous[0], previous[1], local_radius)
-    ab = decoder(encoding.features, encoding.skip, memory_value, local_value)
-    value = value_encoder(F.avg_pool2d(ab, 2), encoding.features)
+    ab = decoder(encoding.features, encoding.skips, memory_value, local_value)
+    value = value_encoder(F.adaptive_avg_pool2d(ab, (height, width)), encoding.features)
     return StepOutput(ab=ab, key=encoding.key, value=value)

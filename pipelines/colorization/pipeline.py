@@ -63,10 +63,10 @@ class ColorMNetPipeline(HueflowPipeline):
         local_attention_radius: int = 3,
         top_k: int = 30,
         memory_every: int = 5,
-        max_working_frames: int = 10,
-        min_working_frames: int = 5,
+        max_working_frames: int = 6,
+        min_working_frames: int = 3,
         num_prototypes: int = 128,
-        max_long_term_elements: int = 10000,
+        max_long_term_elements: int = 4096,
     ) -> None:
         super().__init__()
         self.register_modules(feature_encoder=feature_encoder, value_encoder=value_encoder, decoder=decoder)

@@ -6,7 +6,7 @@
 Each step takes a batch of clips, uses frame 0 as the exemplar (permanent memory) and colours the
 following frames in order exactly as the pipeline does (`colorize_step`: memory readout + local
 attention to the previous frame, predictions written back to working memory), with an L1 loss on
-ab at stride 4. The frozen backbone is not trained. Checkpoints are whole pipeline folders
+ab at stride 2. The frozen backbone is not trained. Checkpoints are whole pipeline folders
 (`save_pretrained`) plus the accelerate state, so `--resume` continues where a run stopped.
 """
 
@@ -104,7 +104,7 @@ def clip_loss(
         step = colorize_step(
             feature_encoder, value_encoder, decoder, luminance[:, index], memory, previous, 3
         )
-        target = F.avg_pool2d(ab[:, index], 4)
+        target = F.avg_pool2d(ab[:, index], 2)
         losses.append(F.l1_loss(step.ab, target))
         previous = (step.key, step.value)
         memory.add_working(step.key, step.value)

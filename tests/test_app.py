@@ -1,0 +1,198 @@
+"""End-to-end tests of the Gradio app through its API, the way `gradio_client` users drive a Space.
+
+The real app (embedded checkpoint, real queue) is launched once on a free local port; clips and
+exemplars are tiny and generated here, so the whole file runs in well under a minute on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from pipelines.core.video import write_video
+
+# Gradio's queue uses pandas APIs that pandas 3 deprecates; not ours to fix.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+]
+
+NUM_FRAMES = 8
+HEIGHT, WIDTH = 64, 96
+# Limits lowered through the environment (see space/limits.py) so "too long" and "too large" inputs
+# stay tiny.
+TEST_LIMITS = {"HUEFLOW_MAX_FRAMES": "12", "HUEFLOW_MAX_EXEMPLAR_SIDE": "512"}
+# Settings after (video, exemplars, frame indices): processing size, max frames, top_k, memory_every,
+# max_working_frames, num_prototypes, before/after frame.
+FAST_SETTINGS = (64, 0, 30, 5, 10, 128, 3)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def colour_clip(num_frames: int = NUM_FRAMES) -> np.ndarray:
+    """Saturated blobs moving over a soft gradient: (T, H, W, 3) uint8."""
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    colours = [(220, 40, 40), (40, 200, 60), (50, 70, 230)]
+    frames = []
+    for t in range(num_frames):
+        frame = np.stack([60 + xx, 60 + yy, np.full_like(xx, 120)], axis=-1).astype(np.float32)
+        for k, colour in enumerate(colours):
+            cx, cy = 16 + 30 * k + 2 * t, 32
+            frame[(xx - cx) ** 2 + (yy - cy) ** 2 < 12**2] = colour
+        frames.append(frame.clip(0, 255).astype(np.uint8))
+    return np.stack(frames)
+
+
+def to_gray(frames: np.ndarray) -> np.ndarray:
+    luma = (frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).round()
+    return np.repeat(luma.astype(np.uint8)[..., None], 3, axis=-1)
+
+
+def chroma(frames: np.ndarray) -> float:
+    """Mean spread between the RGB channels: ~0 for a gray clip, tens for a coloured one."""
+    frames = frames.astype(np.int16)
+    return float((frames.max(axis=-1) - frames.min(axis=-1)).mean())
+
+
+def decode(path: str) -> np.ndarray:
+    with av.open(path) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("media")
+    colour = colour_clip()
+    files = {
+        "video": Path(write_video(to_gray(colour), folder / "gray.mp4", fps=8)),
+        "long_video": Path(write_video(to_gray(colour_clip(16)), folder / "long.mp4", fps=8)),
+        "exemplar": folder / "exemplar.png",
+        "gray_exemplar": folder / "gray_exemplar.png",
+        "huge_exemplar": folder / "huge_exemplar.png",
+        "corrupt_video": folder / "notes.mp4",
+        "text_exemplar": folder / "notes.png",
+    }
+    Image.fromarray(colour[0]).save(files["exemplar"])
+    Image.fromarray(to_gray(colour)[0]).save(files["gray_exemplar"])
+    Image.new("RGB", (600, 40), (200, 30, 30)).save(files["huge_exemplar"])
+    files["corrupt_video"].write_text("this is a text file, not a video\n" * 20)
+    files["text_exemplar"].write_text("not an image either\n")
+    return files
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory) -> Iterator[Client]:
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in TEST_LIMITS.items():
+            env.setenv(name, value)
+        env.setenv("HUEFLOW_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        from app import build_demo
+
+        demo = build_demo()
+        port = free_port()
+        demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        try:
+            yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+        finally:
+            demo.close()
+
+
+def colorize(
+    client: Client, media: dict[str, Path], video="video", exemplars=("exemplar",), indices="", max_frames=0
+):
+    processing_size, _, *memory_and_compare = FAST_SETTINGS
+    return client.predict(
+        handle_file(str(media[video])),
+        [handle_file(str(media[name])) for name in exemplars],
+        indices,
+        processing_size,
+        max_frames,
+        *memory_and_compare,
+        api_name="/colorize",
+    )
+
+
+def test_colorize_returns_colour_mp4(client, media):
+    video_path, (before, after) = colorize(client, media, indices="0")
+
+    assert video_path.endswith(".mp4")
+    with av.open(video_path) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+    frames = decode(video_path)
+    assert frames.shape == (NUM_FRAMES, HEIGHT, WIDTH, 3)
+    gray_chroma = chroma(decode(str(media["video"])))
+    assert gray_chroma < 3
+    assert chroma(frames) > gray_chroma + 10
+    # Frame 0 was tied to the exemplar, so it takes the exemplar's colours.
+    exemplar = np.asarray(Image.open(media["exemplar"]).convert("RGB"), dtype=np.float32)
+    assert np.abs(frames[0].astype(np.float32) - exemplar).mean() < 12
+
+    # The before/after pair shows frame 3: the grayscale input and its colour version.
+    before, after = (
+        np.asarray(Image.open(before).convert("RGB")),
+        np.asarray(Image.open(after).convert("RGB")),
+    )
+    assert before.shape == after.shape == (HEIGHT, WIDTH, 3)
+    assert chroma(before) < 3 < 10 < chroma(after)
+
+
+def test_extract_frame_gives_png_of_that_frame(client, media):
+    path = client.predict(handle_file(str(media["video"])), 5, api_name="/extract_frame")
+
+    assert path.endswith("gray_frame00005.png")
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size == (WIDTH, HEIGHT)
+        extracted = np.asarray(image.convert("RGB"), dtype=np.int16)
+    expected = decode(str(media["video"]))[5].astype(np.int16)
+    assert np.abs(extracted - expected).max() == 0
+
+
+def test_video_info_fits_sliders_to_the_clip(client, media):
+    text, compare, extract = client.predict(handle_file(str(media["video"])), api_name="/video_info")
+
+    assert f"{WIDTH}x{HEIGHT}, {NUM_FRAMES} frames" in text
+    assert compare["maximum"] == extract["maximum"] == NUM_FRAMES - 1
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"video": "corrupt_video"}, "cannot be used as the video"),
+        ({"video": "exemplar"}, "is an image, not a video"),
+        ({"video": "long_video"}, "too long: 16 frames"),
+        ({"exemplars": ()}, "No exemplar"),
+        ({"exemplars": ("gray_exemplar",)}, "is grayscale"),
+        ({"exemplars": ("text_exemplar",)}, "is not an image"),
+        ({"exemplars": ("huge_exemplar",)}, "at most 512 px per side"),
+        ({"indices": "first"}, "is not a frame number"),
+        ({"indices": "0, 3"}, "2 entries for 1 exemplar"),
+        ({"indices": "8"}, "only frames 0 to 7"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "-".join(map(str, value.values())),
+)
+def test_bad_input_gives_clear_error_and_next_job_runs(client, media, inputs, message):
+    with pytest.raises(AppError, match=message) as error:
+        colorize(client, media, **inputs)
+    assert "Traceback" not in str(error.value)
+
+    # The failed job leaves nothing behind: the next visitor's job runs normally (2 frames, for speed).
+    video_path, _ = colorize(client, media, max_frames=2)
+    assert decode(video_path).shape[0] == 2
+
+
+def test_max_frames_colours_the_beginning_of_a_long_video(client, media):
+    # 16 frames is over the limit of 12, but asking for the first 5 is fine.
+    video_path, _ = colorize(client, media, video="long_video", max_frames=5)
+    assert decode(video_path).shape[0] == 5

@@ -1,0 +1,114 @@
+"""Loading by Hub repo id from the local cache (offline), the CLI, and `publish --dry-run`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import make_colour_clip
+from PIL import Image
+from test_colorization import _mux_sine_audio
+
+from pipelines import ColorMNetPipeline, PretrainedLoadError
+from pipelines.core.hub import resolve_pretrained_path
+from pipelines.core.video import write_video
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def saved_tiny(tiny_pipe, tmp_path) -> Path:
+    folder = tmp_path / "tiny-colormnet"
+    tiny_pipe.save_pretrained(folder)
+    return folder
+
+
+def populate_hf_cache(cache: Path, repo_id: str, folder: Path, commit: str = "0" * 40) -> None:
+    """Lay `folder` out the way huggingface_hub caches a downloaded model repo."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+
+
+def test_repo_id_resolves_from_the_offline_cache(saved_tiny, tmp_path, monkeypatch):
+    cache = tmp_path / "hf-cache"
+    populate_hf_cache(cache, "hueflow/tiny-colormnet", saved_tiny)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    pipe = ColorMNetPipeline.from_pretrained("hueflow/tiny-colormnet", cache_dir=str(cache))
+    assert pipe.config.processing_size == 64
+    assert resolve_pretrained_path("hueflow/tiny-colormnet", cache_dir=str(cache)).name == "0" * 40
+
+
+def test_missing_repo_fails_clearly_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(PretrainedLoadError) as error:
+        ColorMNetPipeline.from_pretrained("hueflow/not-downloaded", cache_dir=str(tmp_path))
+    message = str(error.value)
+    assert "hueflow/not-downloaded" in message and "HF_HUB_OFFLINE" in message
+
+
+def test_folder_that_is_not_a_model(tmp_path):
+    with pytest.raises(PretrainedLoadError, match="model_index.json"):
+        ColorMNetPipeline.from_pretrained(tmp_path)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_colorizes_a_video_and_keeps_its_audio(saved_tiny, tmp_path):
+    clip = make_colour_clip(num_frames=8, height=48, width=64)
+    grey = np.repeat(clip.mean(-1, keepdims=True), 3, -1).astype(np.uint8)
+    silent = tmp_path / "grey.mp4"
+    write_video(grey, silent, fps=8)
+    source = tmp_path / "grey_with_audio.mp4"
+    _mux_sine_audio(silent, source, seconds=1.0)
+    exemplar = tmp_path / "exemplar.png"
+    Image.fromarray(clip[0]).save(exemplar)
+    out = tmp_path / "colour.mp4"
+    result = run_cli(
+        "colorize", str(source), "--exemplar", str(exemplar), "--exemplar-frame", "0", "-o", str(out),
+        "--model", str(saved_tiny),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with av.open(str(out)) as container:
+        assert len(container.streams.audio) == 1
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(frames) == 8 and frames[0].shape == (48, 64, 3)
+    chroma = np.abs(frames[0].astype(int) - frames[0].mean(-1, keepdims=True)).mean()
+    assert chroma > 3  # coloured, not grey
+
+
+def test_cli_reports_bad_input_without_a_traceback(saved_tiny, tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"garbage" * 100)
+    exemplar = tmp_path / "exemplar.png"
+    Image.fromarray(make_colour_clip(num_frames=1)[0]).save(exemplar)
+    out = tmp_path / "out.mp4"
+    result = run_cli("colorize", str(bad), "--exemplar", str(exemplar), "-o", str(out), "--model", str(saved_tiny))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error:") and "corrupt" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_publish_dry_run_lists_files_and_renders_the_card(saved_tiny, tmp_path):
+    card = tmp_path / "card.md"
+    card.write_text("---\nlicense: apache-2.0\nlibrary_name: diffusers\ntags: [video-colorization]\n---\n# Tiny\n")
+    result = run_cli("publish", str(saved_tiny), "--repo-id", "hueflow/tiny", "--card", str(card), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "model_index.json" in result.stdout and "README.md" in result.stdout
+    assert "license: apache-2.0" in result.stdout and "# Tiny" in result.stdout
+
+
+def test_publish_needs_a_card(saved_tiny, tmp_path):
+    result = run_cli("publish", str(saved_tiny), "--repo-id", "hueflow/tiny", "--card", str(tmp_path / "no.md"))
+    assert result.returncode == 2 and "No model card" in result.stderr
