@@ -147,6 +147,12 @@ def test_colorize_returns_colour_mp4(client, media):
     assert before.shape == after.shape == (HEIGHT, WIDTH, 3)
     assert chroma(before) < 3 < 10 < chroma(after)
 
+    # Another frame of the same result, without running the model again.
+    before, after = client.predict(
+        handle_file(str(media["video"])), handle_file(video_path), 6, api_name="/compare_frame"
+    )
+    assert np.asarray(Image.open(after).convert("RGB")).shape == (HEIGHT, WIDTH, 3)
+
 
 def test_extract_frame_gives_png_of_that_frame(client, media):
     path = client.predict(handle_file(str(media["video"])), 5, api_name="/extract_frame")
@@ -157,6 +163,11 @@ def test_extract_frame_gives_png_of_that_frame(client, media):
         extracted = np.asarray(image.convert("RGB"), dtype=np.int16)
     expected = decode(str(media["video"]))[5].astype(np.int16)
     assert np.abs(extracted - expected).max() == 0
+
+
+def test_extract_frame_past_the_end_is_refused(client, media):
+    with pytest.raises(AppError, match=f"has {NUM_FRAMES} frames: pick a frame from 0 to {NUM_FRAMES - 1}"):
+        client.predict(handle_file(str(media["video"])), NUM_FRAMES + 1, api_name="/extract_frame")
 
 
 def test_video_info_fits_sliders_to_the_clip(client, media):

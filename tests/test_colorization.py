@@ -38,9 +38,13 @@ def public_config(config) -> dict:
 @pytest.mark.parametrize(
     "component",
     [
-        lambda: ColorMNetFeatureEncoder(key_channels=8, feature_channels=8, light_channels=(4, 4, 8)),
+        lambda: ColorMNetFeatureEncoder(
+            key_channels=8, feature_channels=8, light_channels=(4, 4, 8), fine_key_channels=4
+        ),
         lambda: ColorMNetValueEncoder(feature_channels=8, value_channels=4),
-        lambda: ColorMNetDecoder(feature_channels=8, value_channels=4, skip_channels=(4, 4), hidden_channels=16),
+        lambda: ColorMNetDecoder(
+            feature_channels=8, value_channels=4, skip_channels=(4, 4), hidden_channels=16
+        ),
     ],
 )
 def test_component_round_trip(component, tmp_path):

@@ -94,21 +94,31 @@ def test_cli_reports_bad_input_without_a_traceback(saved_tiny, tmp_path):
     exemplar = tmp_path / "exemplar.png"
     Image.fromarray(make_colour_clip(num_frames=1)[0]).save(exemplar)
     out = tmp_path / "out.mp4"
-    result = run_cli("colorize", str(bad), "--exemplar", str(exemplar), "-o", str(out), "--model", str(saved_tiny))
+    result = run_cli(
+        "colorize", str(bad), "--exemplar", str(exemplar), "-o", str(out), "--model", str(saved_tiny)
+    )
     assert result.returncode == 2
-    assert result.stderr.startswith("error:") and "corrupt" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.stderr.startswith("error:") and "corrupt" in result.stderr and "Traceback" not in result.stderr
+    )
     assert not out.exists()
 
 
 def test_publish_dry_run_lists_files_and_renders_the_card(saved_tiny, tmp_path):
     card = tmp_path / "card.md"
-    card.write_text("---\nlicense: apache-2.0\nlibrary_name: diffusers\ntags: [video-colorization]\n---\n# Tiny\n")
-    result = run_cli("publish", str(saved_tiny), "--repo-id", "hueflow/tiny", "--card", str(card), "--dry-run")
+    card.write_text(
+        "---\nlicense: apache-2.0\nlibrary_name: diffusers\ntags: [video-colorization]\n---\n# Tiny\n"
+    )
+    result = run_cli(
+        "publish", str(saved_tiny), "--repo-id", "hueflow/tiny", "--card", str(card), "--dry-run"
+    )
     assert result.returncode == 0, result.stderr
     assert "model_index.json" in result.stdout and "README.md" in result.stdout
     assert "license: apache-2.0" in result.stdout and "# Tiny" in result.stdout
 
 
 def test_publish_needs_a_card(saved_tiny, tmp_path):
-    result = run_cli("publish", str(saved_tiny), "--repo-id", "hueflow/tiny", "--card", str(tmp_path / "no.md"))
+    result = run_cli(
+        "publish", str(saved_tiny), "--repo-id", "hueflow/tiny", "--card", str(tmp_path / "no.md")
+    )
     assert result.returncode == 2 and "No model card" in result.stderr

@@ -39,6 +39,7 @@ class FrameEncoding:
     key: torch.Tensor  # (B, Ck, H/8, W/8) memory key
     features: torch.Tensor  # (B, Cf, H/8, W/8) decoder / value-encoder features
     skips: tuple[torch.Tensor, torch.Tensor]  # (B, C4, H/4, W/4), (B, C2, H/2, W/2) for the decoder
+    fine_key: torch.Tensor  # (B, Cfk, H/4, W/4) key for the fine local attention to the previous frame
 
 
 class ColorMNetFeatureEncoder(ModelMixin, ConfigMixin):
@@ -52,6 +53,7 @@ class ColorMNetFeatureEncoder(ModelMixin, ConfigMixin):
         key_channels: int = 64,
         feature_channels: int = 64,
         light_channels: tuple[int, int, int] = (16, 24, 32),
+        fine_key_channels: int = 16,
     ) -> None:
         super().__init__()
         self.frozen_backbone = build_backbone(backbone, backbone_config)
@@ -66,6 +68,7 @@ class ColorMNetFeatureEncoder(ModelMixin, ConfigMixin):
             conv_block(pretrained + c3, feature_channels), conv_block(feature_channels, feature_channels)
         )
         self.to_key = nn.Conv2d(feature_channels, key_channels, 1)
+        self.to_fine_key = nn.Conv2d(c2, fine_key_channels, 1)
 
     def load_pretrained_backbone(self, path: str | None = None) -> None:
         self.frozen_backbone.load_pretrained_weights(path)
@@ -90,7 +93,12 @@ class ColorMNetFeatureEncoder(ModelMixin, ConfigMixin):
             dim=1,
         )
         features = self.fuse(fused)
-        return FrameEncoding(key=self.to_key(features), features=features, skips=(skips[1], skips[0]))
+        return FrameEncoding(
+            key=self.to_key(features),
+            features=features,
+            skips=(skips[1], skips[0]),
+            fine_key=self.to_fine_key(skips[1]),
+        )
 
 
 class ColorMNetValueEncoder(ModelMixin, ConfigMixin):
@@ -133,9 +141,10 @@ class ColorMNetDecoder(ModelMixin, ConfigMixin):
             conv_block(feature_channels + 2 * readout, hidden_channels),
             conv_block(hidden_channels, hidden_channels),
         )
-        self.refine4 = conv_block(hidden_channels + skip_channels[0], hidden_channels // 2)
+        self.refine4 = conv_block(hidden_channels + skip_channels[0] + 2, hidden_channels // 2)
         self.refine2 = conv_block(hidden_channels // 2 + skip_channels[1], hidden_channels // 4)
-        self.head = nn.Conv2d(hidden_channels // 4, 3, 3, 1, 1)  # 2 residual ab + 1 gate logit
+        # 2 residual ab + 3 logits weighing the memory, local and fine local readouts
+        self.head = nn.Conv2d(hidden_channels // 4, 5, 3, 1, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
@@ -145,26 +154,40 @@ class ColorMNetDecoder(ModelMixin, ConfigMixin):
         skips: tuple[torch.Tensor, torch.Tensor],
         memory_value: torch.Tensor,
         local_value: torch.Tensor,
+        fine_local_ab: torch.Tensor,
     ) -> torch.Tensor:
-        """features (B, Cf, h, w), skips at 2x and 4x that size, readouts (B, 2 + Cv, h, w)
-        -> ab (B, 2, 4h, 4w) in Lab units."""
+        """features (B, Cf, h, w), skips at 2x and 4x that size, readouts (B, 2 + Cv, h, w),
+        fine_local_ab (B, 2, 2h, 2w) scaled ab -> ab (B, 2, 4h, 4w) in Lab units."""
         hidden = self.body(torch.cat([features, memory_value, local_value], dim=1))
-        for refine, skip in zip((self.refine4, self.refine2), skips, strict=True):
-            hidden = F.interpolate(hidden, size=skip.shape[-2:], mode="bilinear")
-            hidden = refine(torch.cat([hidden, skip], dim=1))
-        residual, gate_logit = self.head(hidden).split([2, 1], dim=1)
+        hidden = F.interpolate(hidden, size=skips[0].shape[-2:], mode="bilinear")
+        hidden = self.refine4(torch.cat([hidden, skips[0], fine_local_ab], dim=1))
+        hidden = F.interpolate(hidden, size=skips[1].shape[-2:], mode="bilinear")
+        hidden = self.refine2(torch.cat([hidden, skips[1]], dim=1))
+        residual, gate_logits = self.head(hidden).split([2, 3], dim=1)
         size = skips[1].shape[-2:]
-        memory_ab = F.interpolate(memory_value[:, :2], size=size, mode="bilinear")
-        local_ab = F.interpolate(local_value[:, :2], size=size, mode="bilinear")
-        gate = torch.sigmoid(gate_logit)
-        return (gate * memory_ab + (1 - gate) * local_ab + residual) * AB_SCALE
+        readouts = [memory_value[:, :2], local_value[:, :2], fine_local_ab]
+        readouts = torch.stack([F.interpolate(ab, size=size, mode="bilinear") for ab in readouts], dim=1)
+        base = (torch.softmax(gate_logits, dim=1).unsqueeze(2) * readouts).sum(dim=1)  # (B, 2, 4h, 4w)
+        return (base + residual) * AB_SCALE
 
 
 @dataclass
-class StepOutput:
-    ab: torch.Tensor  # (B, 2, H/2, W/2) predicted ab in Lab units
-    key: torch.Tensor  # (B, Ck, H/8, W/8) this frame's memory key
-    value: torch.Tensor  # (B, 2 + Cv, H/8, W/8) this frame's memory value (from its predicted ab)
+class FrameMemory:
+    """What a coloured frame leaves for the frames after it."""
+
+    key: torch.Tensor  # (B, Ck, H/8, W/8) memory key
+    value: torch.Tensor  # (B, 2 + Cv, H/8, W/8) memory value
+    fine_key: torch.Tensor  # (B, Cfk, H/4, W/4) key of the fine local attention
+    fine_ab: torch.Tensor  # (B, 2, H/4, W/4) its scaled ab, the fine local attention's value
+
+
+def frame_memory(
+    value_encoder: ColorMNetValueEncoder, encoding: FrameEncoding, ab: torch.Tensor
+) -> FrameMemory:
+    """Memory entries of a frame whose ab (B, 2, h, w) in Lab units is known or predicted."""
+    value = value_encoder(F.adaptive_avg_pool2d(ab, encoding.key.shape[-2:]), encoding.features)
+    fine_ab = F.adaptive_avg_pool2d(ab, encoding.fine_key.shape[-2:]) / AB_SCALE
+    return FrameMemory(key=encoding.key, value=value, fine_key=encoding.fine_key, fine_ab=fine_ab)
 
 
 def encode_memory_frame(
@@ -172,11 +195,9 @@ def encode_memory_frame(
     value_encoder: ColorMNetValueEncoder,
     luminance: torch.Tensor,
     ab: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Key and value of a frame whose colour is known (an exemplar). luminance (B,1,H,W), ab (B,2,H,W)."""
-    encoding = feature_encoder(luminance)
-    ab_small = F.adaptive_avg_pool2d(ab, encoding.key.shape[-2:])
-    return encoding.key, value_encoder(ab_small, encoding.features)
+) -> FrameMemory:
+    """A frame whose colour is known (an exemplar or keyframe). luminance (B,1,H,W), ab (B,2,H,W)."""
+    return frame_memory(value_encoder, feature_encoder(luminance), ab)
 
 
 def colorize_step(
@@ -185,18 +206,26 @@ def colorize_step(
     decoder: ColorMNetDecoder,
     luminance: torch.Tensor,
     memory,
-    previous: tuple[torch.Tensor, torch.Tensor] | None,
+    previous: FrameMemory | None,
     local_radius: int,
-) -> StepOutput:
-    """Colour one frame. `memory` is a `ColorMemory` (readout by key); `previous` is the previous
-    frame's (key, value) for local attention, or None on the first frame."""
+    fine_radius: int,
+) -> tuple[torch.Tensor, FrameMemory]:
+    """Colour one frame -> (ab (B, 2, H/2, W/2) in Lab units, the frame's memory entries).
+
+    `memory` is a `ColorMemory` (long-range readout by key). `previous` is the previous frame, for
+    the two local attentions (LA): one at stride 8 on the memory keys and values, and a fine one at
+    stride 4 that carries the previous frame's colour detail over small motions; on the first
+    frame (None) both fall back to the memory readout."""
     encoding = feature_encoder(luminance)
     batch, _, height, width = encoding.key.shape
     memory_value = memory.readout(encoding.key.flatten(2)).view(batch, -1, height, width)
     if previous is None:
         local_value = memory_value
+        fine_local_ab = F.interpolate(memory_value[:, :2], size=encoding.fine_key.shape[-2:], mode="bilinear")
     else:
-        local_value = local_window_attention(encoding.key, previous[0], previous[1], local_radius)
-    ab = decoder(encoding.features, encoding.skips, memory_value, local_value)
-    value = value_encoder(F.adaptive_avg_pool2d(ab, (height, width)), encoding.features)
-    return StepOutput(ab=ab, key=encoding.key, value=value)
+        local_value = local_window_attention(encoding.key, previous.key, previous.value, local_radius)
+        fine_local_ab = local_window_attention(
+            encoding.fine_key, previous.fine_key, previous.fine_ab, fine_radius
+        )
+    ab = decoder(encoding.features, encoding.skips, memory_value, local_value, fine_local_ab)
+    return ab, frame_memory(value_encoder, encoding, ab)

@@ -61,6 +61,7 @@ class ColorMNetPipeline(HueflowPipeline):
         decoder: ColorMNetDecoder,
         processing_size: int = 256,
         local_attention_radius: int = 3,
+        fine_attention_radius: int = 2,
         top_k: int = 30,
         memory_every: int = 5,
         max_working_frames: int = 6,
@@ -73,6 +74,7 @@ class ColorMNetPipeline(HueflowPipeline):
         self.register_to_config(
             processing_size=processing_size,
             local_attention_radius=local_attention_radius,
+            fine_attention_radius=fine_attention_radius,
             top_k=top_k,
             memory_every=memory_every,
             max_working_frames=max_working_frames,
@@ -185,8 +187,8 @@ class ColorMNetPipeline(HueflowPipeline):
         for image, frame_index in prepared:
             rgb = frame_to_tensor(image, device)
             luminance, ab = luminance_and_ab(resize(rgb, size))
-            key, value = encode_memory_frame(self.feature_encoder, self.value_encoder, luminance, ab)
-            memory.add_permanent(key, value)
+            exemplar = encode_memory_frame(self.feature_encoder, self.value_encoder, luminance, ab)
+            memory.add_permanent(exemplar.key, exemplar.value)
             if frame_index is not None:
                 keyframes[frame_index] = luminance_and_ab(resize(rgb, (height, width)))[1]
 
@@ -203,11 +205,11 @@ class ColorMNetPipeline(HueflowPipeline):
                     luminance = resize(luminance_full, size)
                     if index in keyframes:
                         ab_full = keyframes[index]
-                        key, value = encode_memory_frame(
+                        previous = encode_memory_frame(
                             self.feature_encoder, self.value_encoder, luminance, resize(ab_full, size)
                         )
                     else:
-                        step = colorize_step(
+                        ab, previous = colorize_step(
                             self.feature_encoder,
                             self.value_encoder,
                             self.decoder,
@@ -215,13 +217,12 @@ class ColorMNetPipeline(HueflowPipeline):
                             memory,
                             previous,
                             self.config.local_attention_radius,
+                            self.config.fine_attention_radius,
                         )
-                        key, value = step.key, step.value
-                        guide_low = resize(luminance, step.ab.shape[-2:]) / 100.0
-                        ab_full = guided_upsample(step.ab, guide_low, luminance_full / 100.0)
-                    previous = (key, value)
+                        guide_low = resize(luminance, ab.shape[-2:]) / 100.0
+                        ab_full = guided_upsample(ab, guide_low, luminance_full / 100.0)
                     if index % memory.config.memory_every == 0:
-                        memory.add_working(key, value)
+                        memory.add_working(previous.key, previous.value)
                     coloured = tensor_to_frame(compose_lab(luminance_full, ab_full))
                     if writer is not None:
                         writer.write(coloured)

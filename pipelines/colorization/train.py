@@ -86,7 +86,12 @@ def build_components(args: argparse.Namespace):
 
 
 def clip_loss(
-    feature_encoder, value_encoder, decoder, clip: torch.Tensor, memory_config: MemoryConfig
+    feature_encoder,
+    value_encoder,
+    decoder,
+    clip: torch.Tensor,
+    memory_config: MemoryConfig,
+    radii: tuple[int, int] = (3, 2),
 ) -> torch.Tensor:
     """clip (B, T, 3, S, S) RGB in [0, 1] -> mean L1 of predicted vs true ab (Lab units) on frames 1..T-1."""
     batch, num_frames = clip.shape[:2]
@@ -94,20 +99,18 @@ def clip_loss(
     luminance = luminance.unflatten(0, (batch, num_frames))
     ab = ab.unflatten(0, (batch, num_frames))
     memory = ColorMemory(memory_config)
-    key, value = encode_memory_frame(feature_encoder, value_encoder, luminance[:, 0], ab[:, 0])
-    memory.add_permanent(key, value)
+    exemplar = encode_memory_frame(feature_encoder, value_encoder, luminance[:, 0], ab[:, 0])
+    memory.add_permanent(exemplar.key, exemplar.value)
     # Half the time the exemplar is the previous frame too (a keyframe coloured by the user);
     # otherwise the first coloured frame has no previous frame, like a free reference photo.
-    previous = (key, value) if random.random() < 0.5 else None
+    previous = exemplar if random.random() < 0.5 else None
     losses = []
     for index in range(1, num_frames):
-        step = colorize_step(
-            feature_encoder, value_encoder, decoder, luminance[:, index], memory, previous, 3
+        predicted, previous = colorize_step(
+            feature_encoder, value_encoder, decoder, luminance[:, index], memory, previous, *radii
         )
-        target = F.avg_pool2d(ab[:, index], 2)
-        losses.append(F.l1_loss(step.ab, target))
-        previous = (step.key, step.value)
-        memory.add_working(step.key, step.value)
+        losses.append(F.l1_loss(predicted, F.avg_pool2d(ab[:, index], 2)))
+        memory.add_working(previous.key, previous.value)
     return torch.stack(losses).mean()
 
 

@@ -17,7 +17,11 @@ from kornia.filters import box_blur
 
 
 def guided_upsample(
-    source: torch.Tensor, guide_low: torch.Tensor, guide_high: torch.Tensor, radius: int = 1, eps: float = 1e-2
+    source: torch.Tensor,
+    guide_low: torch.Tensor,
+    guide_high: torch.Tensor,
+    radius: int = 1,
+    eps: float = 1e-2,
 ) -> torch.Tensor:
     """source (B, C, h, w), guide_low (B, 1, h, w), guide_high (B, 1, H, W) -> (B, C, H, W).
 
