@@ -58,13 +58,13 @@ def make_clip(folder: Path) -> tuple[Path, Path]:
     """
     from space.examples import colorize_examples
 
-    examples = colorize_examples(folder / "examples")
-    video, exemplar = folder / "clip.mp4", folder / "exemplar.png"
+    examples = colorize_examples()  # already built by the app, in its HUEFLOW_CACHE_DIR
     if examples:
+        video, exemplar = folder / Path(examples[0].video).name, Path(examples[0].exemplar)
         frames = read_frames(examples[0].video, max_frames=NUM_FRAMES)
         write_video(frames, video, fps=25, audio_from=examples[0].video)
-        Image.open(examples[0].exemplar).save(exemplar)
         return video, exemplar
+    video, exemplar = folder / "blobs_gray.mp4", folder / "blobs_exemplar.png"
     yy, xx = np.mgrid[0:180, 0:320]
     colour = []
     for t in range(NUM_FRAMES):

@@ -120,12 +120,13 @@ def test_memory_stays_within_caps_over_a_long_clip(tiny_pipe):
         num_prototypes=5,
         max_long_term_elements=12,
     )
+    height, width = processing_shape(32, 48, tiny_pipe.config.processing_size)
     seen = []
 
     def check(pipe, index, memory):
         assert memory.num_working_frames <= caps["max_working_frames"]
         assert memory.num_long_term_elements <= caps["max_long_term_elements"]
-        assert memory.num_permanent_elements == 4 * 6  # one exemplar: 32x48 at stride 8
+        assert memory.num_permanent_elements == (height // 8) * (width // 8)  # one exemplar at stride 8
         seen.append((memory.num_working_frames, memory.num_long_term_elements))
 
     tiny_pipe(clip, exemplars=clip[0], output_type="np", callback_on_frame_end=check, **caps)
@@ -135,8 +136,9 @@ def test_memory_stays_within_caps_over_a_long_clip(tiny_pipe):
 
 def test_processing_shape():
     assert processing_shape(480, 854, 256) == (256, 448)
-    assert processing_shape(50, 70, 256) == (48, 64)  # never upscaled, multiples of 16
-    assert processing_shape(8, 8, 256) == (16, 16)
+    assert processing_shape(144, 176, 256) == (256, 320)  # small videos are upscaled...
+    assert processing_shape(50, 70, 256) == (96, 144)  # ... at most 2x, to multiples of 16
+    assert processing_shape(4, 4, 256) == (16, 16)
 
 
 def test_writes_mp4_with_audio_of_the_input(tiny_pipe, tmp_path):

@@ -25,10 +25,10 @@ from ..core.attention import memory_readout
 class MemoryConfig:
     top_k: int = 30
     memory_every: int = 5
-    max_working_frames: int = 10
-    min_working_frames: int = 5
+    max_working_frames: int = 6
+    min_working_frames: int = 3
     num_prototypes: int = 128
-    max_long_term_elements: int = 10000
+    max_long_term_elements: int = 4096
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_working_frames < self.max_working_frames:

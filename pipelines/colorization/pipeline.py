@@ -38,10 +38,15 @@ class ExemplarError(ValueError):
     """The exemplars given to the pipeline cannot be used (missing, grayscale, bad frame index)."""
 
 
+# Small videos are upscaled, at most this much, before processing: the model's strides (8 for
+# memory keys, 2 for its output) leave too few positions on a 176x144 clip.
+MAX_PROCESSING_UPSCALE = 2.0
+
+
 def processing_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """Size (h, w) a frame is processed at: short side about `short_side` (never upscaled), aspect
-    kept, both multiples of 16 (the backbone's stride)."""
-    scale = min(1.0, short_side / min(height, width))
+    """Size (h, w) a frame is processed at: short side about `short_side` (upscaled at most
+    `MAX_PROCESSING_UPSCALE` times), aspect kept, both multiples of 16 (the backbone's stride)."""
+    scale = min(MAX_PROCESSING_UPSCALE, short_side / min(height, width))
     return max(16, round(height * scale / 16) * 16), max(16, round(width * scale / 16) * 16)
 
 
@@ -62,12 +67,12 @@ class ColorMNetPipeline(HueflowPipeline):
         processing_size: int = 256,
         local_attention_radius: int = 3,
         fine_attention_radius: int = 2,
-        top_k: int = 30,
-        memory_every: int = 5,
-        max_working_frames: int = 6,
-        min_working_frames: int = 3,
-        num_prototypes: int = 128,
-        max_long_term_elements: int = 4096,
+        top_k: int = MemoryConfig.top_k,
+        memory_every: int = MemoryConfig.memory_every,
+        max_working_frames: int = MemoryConfig.max_working_frames,
+        min_working_frames: int = MemoryConfig.min_working_frames,
+        num_prototypes: int = MemoryConfig.num_prototypes,
+        max_long_term_elements: int = MemoryConfig.max_long_term_elements,
     ) -> None:
         super().__init__()
         self.register_modules(feature_encoder=feature_encoder, value_encoder=value_encoder, decoder=decoder)
