@@ -1,5 +1,6 @@
 """The app as a visitor uses it: headless Chromium uploads a clip and an exemplar, runs the
-colorization and plays the result. Also saves `docs/screenshot.png` for the README.
+colorization and plays the result. Also saves a screenshot: into `docs/screenshot.png` for the
+README when HUEFLOW_UPDATE_SCREENSHOT=1, else into the test's temporary folder (no churn in git).
 
 Playwright cannot download its own browser here, so this drives Debian's Chromium
 (`apt-get install chromium`, as `.ci/run` does) and skips when it is missing.
@@ -8,6 +9,7 @@ Playwright cannot download its own browser here, so this drives Debian's Chromiu
 from __future__ import annotations
 
 import io
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -179,8 +181,10 @@ def test_upload_colorize_and_play(page, tmp_path):
     assert playback["ready"] >= 2 and playback["duration"] > 0
     assert playback["time"] > 0
 
-    save_screenshot(page.screenshot(full_page=True), SCREENSHOT)
-    assert 0 < SCREENSHOT.stat().st_size < SCREENSHOT_MAX_BYTES
+    update_readme = os.environ.get("HUEFLOW_UPDATE_SCREENSHOT") == "1"
+    screenshot = SCREENSHOT if update_readme else tmp_path / "screenshot.png"
+    save_screenshot(page.screenshot(full_page=True), screenshot)
+    assert 0 < screenshot.stat().st_size < SCREENSHOT_MAX_BYTES
 
 
 def test_example_fills_the_inputs(page):
