@@ -1,11 +1,15 @@
 """hueflow's Gradio app, run as a Hugging Face Space (`python app.py`).
 
-The app starts on the checkpoints embedded in the repository, so it needs no network; each tab
-loads its pipeline on first use. One module per tab lives in `space/`.
+Two tabs: Colorize (exemplar-based video colorization, `ColorMNetPipeline`) and Track (paint objects
+on a video's first frame and follow them through the video, `CorrespondencePipeline`). The app starts
+on the checkpoints embedded in the repository, so it needs no network; each tab loads its pipeline on
+first use. One module per tab lives in `space/`.
 
 Environment variables:
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT: where to listen (Gradio reads them; on a Space they are set).
     HUEFLOW_COLORIZATION_MODEL: a model folder or Hub repo id instead of `checkpoints/colormnet-lite`.
+    HUEFLOW_CORRESPONDENCE_MODEL: a model folder or Hub repo id instead of `checkpoints/mer-correspondence`
+        (the Track tab's model).
     HUEFLOW_MAX_FRAMES, HUEFLOW_MAX_SIDE, ...: override the hardware limits (see `space/limits.py`).
     HUEFLOW_CACHE_DIR: where examples and results are written (default: the system temp folder).
 """
@@ -19,6 +23,7 @@ import gradio as gr
 
 from space.colorize_tab import build_tab as build_colorize_tab
 from space.limits import Limits
+from space.track_tab import build_tab as build_track_tab
 
 # Resolved from this file, not the working directory, so `python /path/to/app.py` works from anywhere.
 REPO_ROOT = Path(__file__).resolve().parent
@@ -32,25 +37,31 @@ def build_demo(limits: Limits | None = None) -> gr.Blocks:
     """Build the whole app. Nothing heavy happens here: models load on first use."""
     limits = limits or Limits.detect()
     colorization_model = os.environ.get("HUEFLOW_COLORIZATION_MODEL") or CHECKPOINTS / "colormnet-lite"
+    correspondence_model = (
+        os.environ.get("HUEFLOW_CORRESPONDENCE_MODEL") or CHECKPOINTS / "mer-correspondence"
+    )
     # Remove Gradio's copies of uploads and results after a day (checked hourly).
     with gr.Blocks(
-        title="hueflow: video colorization", analytics_enabled=False, delete_cache=(3600, 86400)
+        title="hueflow: video colorization and tracking", analytics_enabled=False, delete_cache=(3600, 86400)
     ) as demo:
         gr.Markdown(
             "# hueflow\n"
-            "Exemplar-based video colorization with small models that run offline. "
-            "A lite ColorMNet (Yang et al., ECCV 2024).\n\n" + limits.describe()
+            "Video colorization and object tracking with small models that run offline: exemplar-based "
+            "colorization with a lite ColorMNet (Yang et al., ECCV 2024), and mask and point tracking with "
+            "motion-aware self-supervised correspondence (Zhou et al., 2025).\n\n" + limits.describe()
         )
         with gr.Tab("Colorize"):
             build_colorize_tab(colorization_model, limits)
+        with gr.Tab("Track"):
+            build_track_tab(correspondence_model, limits)
     return demo
 
 
 def main() -> None:
     limits = Limits.detect()
     demo = build_demo(limits)
-    # A small queue: colorize runs one job at a time (its own concurrency_limit=1); light events
-    # (video info, frame extraction, comparison) run two at a time beside it.
+    # A small queue: colorize and track each run one job at a time (their own concurrency_limit=1);
+    # light events (video info, first frame, frame extraction, comparison) run two at a time beside them.
     demo.queue(default_concurrency_limit=2, max_size=20)
     # server_name / server_port are left to GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (set on Spaces).
     demo.launch(max_file_size=f"{limits.max_upload_mb}mb", footer_links=["api", "gradio"])

@@ -71,7 +71,7 @@ def _camera(index: int, still_shape: tuple[int, ...]) -> np.ndarray:
     return np.array([[scale, 0.0, left], [0.0, scale, top]], np.float32)
 
 
-def _large_still() -> np.ndarray:
+def large_still() -> np.ndarray:
     """A colour photo (scikit-image's astronaut) upscaled to 1536x1536, for the 854x480 window to roam."""
     import cv2
     from skimage import data
@@ -135,7 +135,7 @@ def run_worker(args: argparse.Namespace) -> dict:
             rss_at["warm"] = _current_rss_mb()
         rss_at["last"] = _current_rss_mb()
 
-    exemplar = next(synthetic_frames(1, _large_still(), grayscale=False))
+    exemplar = next(synthetic_frames(1, large_still(), grayscale=False))
     output_path = Path(args.input).with_name("colorized.mp4")
     call_started = time.perf_counter()
     pipe(
@@ -170,7 +170,7 @@ def run_worker(args: argparse.Namespace) -> dict:
 # ----------------------------------------------------------------------------------------------- parent
 
 
-def _machine() -> str:
+def machine_description() -> str:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as cpuinfo:
@@ -213,25 +213,33 @@ def markdown_row(result: dict, num_frames: int, args: argparse.Namespace, machin
     return "| " + " | ".join(cells) + " |"
 
 
-def record(row: str, path: Path = RESULTS_PATH) -> None:
-    """Add `row` at the end of this benchmark's table in RESULTS.md, creating the section if needed."""
+DESCRIPTION = (
+    "ColorMNetPipeline on a synthetic 854x480 grayscale clip (pan/zoom over a photo) read from an "
+    "mp4 and streamed to an mp4 (`output_path`), one fresh process per run. s/frame: warm, model "
+    "load and the first 3 frames excluded. RSS growth: RSS at the last frame minus RSS after frame 3."
+)
+
+
+def record(
+    row: str,
+    heading: str = HEADING,
+    table_header: str = TABLE_HEADER,
+    description: str = DESCRIPTION,
+    path: Path = RESULTS_PATH,
+) -> None:
+    """Add `row` at the end of a benchmark's table in RESULTS.md, creating its section if needed."""
     lines = path.read_text().splitlines() if path.exists() else ["# Benchmark results"]
-    if HEADING not in lines:
-        description = (
-            "ColorMNetPipeline on a synthetic 854x480 grayscale clip (pan/zoom over a photo) read from an "
-            "mp4 and streamed to an mp4 (`output_path`), one fresh process per run. s/frame: warm, model "
-            "load and the first 3 frames excluded. RSS growth: RSS at the last frame minus RSS after frame 3."
-        )
-        lines += ["", HEADING, "", description, "", *TABLE_HEADER.splitlines()]
+    if heading not in lines:
+        lines += ["", heading, "", description, "", *table_header.splitlines()]
         lines.append(row)
     else:
-        start = lines.index(HEADING)
+        start = lines.index(heading)
         end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
         table_lines = [i for i in range(start, end) if lines[i].startswith("|")]
         if table_lines:
             lines.insert(table_lines[-1] + 1, row)
         else:
-            lines[end:end] = [*TABLE_HEADER.splitlines(), row, ""]
+            lines[end:end] = [*table_header.splitlines(), row, ""]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -242,7 +250,7 @@ def run_one(num_frames: int, args: argparse.Namespace, machine: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="colorization_speed_") as folder:
         source = Path(folder) / "input.mp4"
         print(f"Writing a {num_frames}-frame {WIDTH}x{HEIGHT} grayscale clip...", flush=True)
-        write_video(synthetic_frames(num_frames, _large_still()), source, fps=25.0)
+        write_video(synthetic_frames(num_frames, large_still()), source, fps=25.0)
         command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--input", str(source)]
         command += ["--model", args.model]
         if args.processing_size:
@@ -276,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if any(n <= WARMUP_FRAMES for n in args.frames):
         raise SystemExit(f"--frames must be above {WARMUP_FRAMES} (the warm-up frames are not timed)")
-    machine = _machine()
+    machine = machine_description()
     for num_frames in args.frames:
         result = run_one(num_frames, args, machine)
         row = markdown_row(result, num_frames, args, machine)

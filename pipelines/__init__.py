@@ -3,5 +3,6 @@
 from .colorization import ColorMNetPipeline
 from .core.hub import PretrainedLoadError
 from .core.video import VideoInputError
+from .correspondence import CorrespondencePipeline
 
-__all__ = ["ColorMNetPipeline", "PretrainedLoadError", "VideoInputError"]
+__all__ = ["ColorMNetPipeline", "CorrespondencePipeline", "PretrainedLoadError", "VideoInputError"]

@@ -3,20 +3,39 @@
 A tab module exposes `build_tab(...)`, which renders its components inside the caller's `gr.Tab`
 and wires its events; `app.py` puts the tabs together. Pipelines are loaded lazily with
 `LazyPipeline`, so the app starts in seconds and only pays for the models a visitor uses.
+
+What more than one tab needs lives here: `InputError` for problems with the visitor's input,
+`open_video` (the checks every uploaded video goes through), `load_pipeline` (a model that cannot
+be loaded becomes a clear `gr.Error`), per-request job folders and small frame helpers.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import threading
+import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Generic, TypeVar
 
+import gradio as gr
 import numpy as np
+
+from pipelines import PretrainedLoadError, VideoInputError
+from pipelines.core.video import VideoInfo, VideoReader
+
+from .limits import Limits
 
 logger = logging.getLogger(__name__)
 
 PipelineT = TypeVar("PipelineT")
+
+# Results are kept this long for their download links; older job folders are removed.
+JOB_MAX_AGE_S = 2 * 3600
 
 
 class LazyPipeline(Generic[PipelineT]):
@@ -46,6 +65,95 @@ class LazyPipeline(Generic[PipelineT]):
         return self._pipeline
 
 
+class InputError(gr.Error):
+    """A problem with the visitor's input. Shown in the UI like any `gr.Error`, but not logged with a
+    traceback: it is an expected outcome, not a server fault."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, duration=20, print_exception=False)
+
+
+def load_pipeline(pipeline: LazyPipeline[PipelineT], task: str, checkpoint: str) -> PipelineT:
+    """`pipeline.get()`, with a failure (missing or incompatible checkpoint) logged in full on the server
+    and shown to the visitor as a short `gr.Error` that says it is not their fault. A failed load is
+    not cached: the next request tries again."""
+    try:
+        return pipeline.get()
+    except Exception as error:
+        logger.exception("Could not load the %s model from %s", task, checkpoint)
+        detail = str(error) if isinstance(error, PretrainedLoadError) else type(error).__name__
+        raise gr.Error(
+            f"The {task} model could not be loaded ({detail}). This is a problem with the Space, not with "
+            "your input: please report it.",
+            print_exception=False,
+        ) from error
+
+
+def clean_paths(message: str, *paths: str | None) -> str:
+    """Replace server-side paths (Gradio's upload folder) in an error message by the file names the
+    visitor knows."""
+    for path in paths:
+        if path:
+            message = message.replace(str(path), Path(path).name)
+    return message
+
+
+def unusable_video(error: VideoInputError, video: str) -> InputError:
+    """The `InputError` for a file that does not decode as a video (raise it `from error`)."""
+    return InputError(f"This file cannot be used as the video: {clean_paths(str(error), video)}")
+
+
+def open_video(video: str | None, limits: Limits) -> VideoInfo:
+    """Open an uploaded video (decoding one frame) and check its size against the limits: the checks
+    every tab makes before any heavy work. Frame-count checks are left to the tab."""
+    if not video:
+        raise InputError("Upload a video first (mp4, mov, webm, avi, mkv or gif).")
+    try:
+        info = VideoReader(video).info
+    except VideoInputError as error:
+        raise unusable_video(error, video) from error
+    if max(info.width, info.height) > limits.max_side:
+        raise InputError(
+            f"The video is {info.width}x{info.height}; on this hardware ({limits.hardware}) its long side "
+            f"may be at most {limits.max_side} px. Downscale it (e.g. to 720p) and upload it again."
+        )
+    return info
+
+
+def new_job_dir() -> Path:
+    """A fresh folder for one request's files; folders of jobs older than `JOB_MAX_AGE_S` go.
+
+    The system temp folder is used because Gradio serves files from there without `allowed_paths`.
+    """
+    root = Path(os.environ.get("HUEFLOW_CACHE_DIR") or Path(tempfile.gettempdir()) / "hueflow") / "jobs"
+    root.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - JOB_MAX_AGE_S
+    for old in root.iterdir():
+        try:
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:  # another request pruned it first
+            pass
+    job = root / uuid.uuid4().hex
+    job.mkdir()
+    return job
+
+
+def read_frame(video: str, index: int) -> np.ndarray:
+    """Frame `index` of a video as RGB; decodes from the start, which is fine at our clip lengths."""
+    count = 0
+    for count, frame in enumerate(VideoReader(video, max_frames=index + 1), start=1):
+        if count == index + 1:
+            return frame
+    raise InputError(f"'{Path(video).name}' has {count} frames: pick a frame from 0 to {max(0, count - 1)}.")
+
+
+def describe_video(info: VideoInfo) -> str:
+    """A one-line description, e.g. `640x360, 75 frames at 25 fps (3.0 s)`."""
+    seconds = info.num_frames / info.fps
+    return f"{info.width}x{info.height}, {info.num_frames} frames at {info.fps:g} fps ({seconds:.1f} s)"
+
+
 def to_gray(rgb: np.ndarray) -> np.ndarray:
     """RGB uint8 (..., 3) to its luma (ITU-R 601 weights, as Pillow's `convert("L")`), as three equal
     channels so video writers and image components take it like any RGB frame."""
@@ -53,4 +161,16 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
     return np.repeat(luma.round().astype(np.uint8)[..., None], 3, axis=-1)
 
 
-__all__ = ["LazyPipeline", "to_gray"]
+__all__ = [
+    "JOB_MAX_AGE_S",
+    "InputError",
+    "LazyPipeline",
+    "clean_paths",
+    "describe_video",
+    "load_pipeline",
+    "new_job_dir",
+    "open_video",
+    "read_frame",
+    "to_gray",
+    "unusable_video",
+]

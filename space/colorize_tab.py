@@ -19,10 +19,6 @@ import gc
 import json
 import logging
 import os
-import shutil
-import tempfile
-import time
-import uuid
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -31,27 +27,27 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipelines import ColorMNetPipeline, PretrainedLoadError, VideoInputError
+from pipelines import ColorMNetPipeline, VideoInputError
 from pipelines.colorization import ExemplarError, MemoryConfig
 from pipelines.core.video import VideoInfo, VideoReader, is_grayscale_image, load_image
 
-from . import LazyPipeline, to_gray
+from . import (
+    InputError,
+    LazyPipeline,
+    clean_paths,
+    describe_video,
+    load_pipeline,
+    new_job_dir,
+    open_video,
+    read_frame,
+    to_gray,
+    unusable_video,
+)
 from .examples import colorize_examples
 from .limits import Limits
 
 logger = logging.getLogger(__name__)
 
-
-class InputError(gr.Error):
-    """A problem with the visitor's input. Shown in the UI like any `gr.Error`, but not logged with a
-    traceback: it is an expected outcome, not a server fault."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, duration=20, print_exception=False)
-
-
-# Results are kept this long for their download links; older job folders are removed.
-JOB_MAX_AGE_S = 2 * 3600
 
 # ------------------------------------------------------------------------------------------ settings
 
@@ -80,28 +76,9 @@ class ColorizeDefaults:
 # ---------------------------------------------------------------------------------------- validation
 
 
-def _clean(message: str, *paths: str | None) -> str:
-    """Replace server-side paths (Gradio's upload folder) in an error message by the file names the
-    visitor knows."""
-    for path in paths:
-        if path:
-            message = message.replace(str(path), Path(path).name)
-    return message
-
-
 def check_video(video: str | None, limits: Limits, max_frames: int) -> VideoInfo:
     """Open the video (decoding one frame) and check it against the limits, before any heavy work."""
-    if not video:
-        raise InputError("Upload a video first (mp4, mov, webm, avi, mkv or gif).")
-    try:
-        info = VideoReader(video).info
-    except VideoInputError as error:
-        raise InputError(f"This file cannot be used as the video: {_clean(str(error), video)}") from error
-    if max(info.width, info.height) > limits.max_side:
-        raise InputError(
-            f"The video is {info.width}x{info.height}; on this hardware ({limits.hardware}) its long side "
-            f"may be at most {limits.max_side} px. Downscale it (e.g. to 720p) and upload it again."
-        )
+    info = open_video(video, limits)
     if max_frames > limits.max_frames:
         raise InputError(
             f"Max frames may be at most {limits.max_frames} on this hardware ({limits.hardware})."
@@ -150,7 +127,7 @@ def load_exemplars(exemplars: list[str] | None, limits: Limits) -> list[np.ndarr
             rgb = load_image(path)
         except VideoInputError as error:
             raise InputError(
-                f"Exemplar {number} ('{name}') could not be read: {_clean(str(error), path)}"
+                f"Exemplar {number} ('{name}') could not be read: {clean_paths(str(error), path)}"
             ) from error
         if is_grayscale_image(rgb):
             raise InputError(
@@ -194,42 +171,6 @@ def parse_frame_indices(text: str | None, num_exemplars: int, num_frames: int) -
     return indices
 
 
-# ------------------------------------------------------------------------------------------- helpers
-
-
-def new_job_dir() -> Path:
-    """A fresh folder for one request's files; folders of jobs older than `JOB_MAX_AGE_S` go.
-
-    The system temp folder is used because Gradio serves files from there without `allowed_paths`.
-    """
-    root = Path(os.environ.get("HUEFLOW_CACHE_DIR") or Path(tempfile.gettempdir()) / "hueflow") / "jobs"
-    root.mkdir(parents=True, exist_ok=True)
-    cutoff = time.time() - JOB_MAX_AGE_S
-    for old in root.iterdir():
-        try:
-            if old.stat().st_mtime < cutoff:
-                shutil.rmtree(old, ignore_errors=True)
-        except FileNotFoundError:  # another request pruned it first
-            pass
-    job = root / uuid.uuid4().hex
-    job.mkdir()
-    return job
-
-
-def read_frame(video: str, index: int) -> np.ndarray:
-    """Frame `index` of a video as RGB; decodes from the start, which is fine at our clip lengths."""
-    count = 0
-    for count, frame in enumerate(VideoReader(video, max_frames=index + 1), start=1):
-        if count == index + 1:
-            return frame
-    raise InputError(f"'{Path(video).name}' has {count} frames: pick a frame from 0 to {max(0, count - 1)}.")
-
-
-def describe_video(info: VideoInfo) -> str:
-    seconds = info.num_frames / info.fps
-    return f"{info.width}x{info.height}, {info.num_frames} frames at {info.fps:g} fps ({seconds:.1f} s)"
-
-
 # --------------------------------------------------------------------------------------------- the tab
 
 
@@ -258,7 +199,7 @@ class ColorizeTab:
         try:
             info = VideoReader(video).info
         except VideoInputError as error:
-            return f"⚠️ {_clean(str(error), video)}", gr.update(), gr.update()
+            return f"⚠️ {clean_paths(str(error), video)}", gr.update(), gr.update()
         lines = [
             f"**{Path(video).name}**: {describe_video(info)}, {'with' if info.has_audio else 'no'} audio."
         ]
@@ -310,16 +251,7 @@ class ColorizeTab:
 
         if not self.pipeline.loaded:
             progress(0, desc="Loading the model (first run only)")
-        try:
-            pipe = self.pipeline.get()
-        except Exception as error:  # a missing or incompatible checkpoint: a server problem, logged in full
-            logger.exception("Could not load the colorization model from %s", self.checkpoint)
-            detail = str(error) if isinstance(error, PretrainedLoadError) else type(error).__name__
-            raise gr.Error(
-                f"The colorization model could not be loaded ({detail}). This is a problem with the Space, "
-                "not with your input: please report it.",
-                print_exception=False,
-            ) from error
+        pipe = load_pipeline(self.pipeline, "colorization", self.checkpoint)
         output_path = new_job_dir() / f"{Path(video).stem}_colour.mp4"
         try:
             result = pipe(
@@ -336,7 +268,7 @@ class ColorizeTab:
                 num_prototypes=int(num_prototypes),
             )
         except (VideoInputError, ExemplarError) as error:
-            raise InputError(_clean(str(error), video)) from error
+            raise InputError(clean_paths(str(error), video)) from error
         except (torch.OutOfMemoryError, MemoryError) as error:
             raise InputError(
                 "Ran out of memory: lower the processing resolution or Max frames, or use a shorter video."
@@ -384,7 +316,7 @@ class ColorizeTab:
         try:
             rgb = read_frame(video, index)
         except VideoInputError as error:
-            raise InputError(f"This file cannot be used as the video: {_clean(str(error), video)}") from error
+            raise unusable_video(error, video) from error
         path = new_job_dir() / f"{Path(video).stem}_frame{index:05d}.png"
         Image.fromarray(rgb).save(path)
         return str(path)

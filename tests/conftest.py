@@ -17,9 +17,7 @@ from pipelines.colorization import (
 def make_tiny_colormnet(seed: int = 0, **config) -> ColorMNetPipeline:
     """A small ColorMNet with random weights (the backbone architecture is the real one)."""
     torch.manual_seed(seed)
-    feature_encoder = ColorMNetFeatureEncoder(
-        key_channels=16, feature_channels=16, light_channels=(8, 8, 8), fine_key_channels=8
-    )
+    feature_encoder = ColorMNetFeatureEncoder(key_channels=16, feature_channels=16, light_channels=(8, 8, 8))
     value_encoder = ColorMNetValueEncoder(feature_channels=16, value_channels=8)
     decoder = ColorMNetDecoder(
         feature_channels=16, value_channels=8, skip_channels=(8, 8), hidden_channels=16

@@ -38,9 +38,7 @@ def public_config(config) -> dict:
 @pytest.mark.parametrize(
     "component",
     [
-        lambda: ColorMNetFeatureEncoder(
-            key_channels=8, feature_channels=8, light_channels=(4, 4, 8), fine_key_channels=4
-        ),
+        lambda: ColorMNetFeatureEncoder(key_channels=8, feature_channels=8, light_channels=(4, 4, 8)),
         lambda: ColorMNetValueEncoder(feature_channels=8, value_channels=4),
         lambda: ColorMNetDecoder(
             feature_channels=8, value_channels=4, skip_channels=(4, 4), hidden_channels=16

@@ -5,9 +5,15 @@ Three trainable components, each a `ModelMixin, ConfigMixin` saved in its own su
 - `ColorMNetFeatureEncoder` (PVGFE): a frozen pretrained backbone run on the luminance, fused with
   a light trainable CNN into memory keys and decoder features at stride 8, plus stride-4 and stride-2 skips.
 - `ColorMNetValueEncoder`: turns a frame's ab (at stride 8) and features into memory values.
-- `ColorMNetDecoder`: refines the memory readout (MFP) and the local-attention readout (LA) of the
-  previous frame into ab at stride 2. It predicts a gate between the two readouts and a residual
+- `ColorMNetDecoder`: refines the memory readout (MFP) and the two local-attention readouts (LA) of
+  the previous frame into ab at stride 2. It predicts a gate between the readouts and a residual
   over them, so it propagates colour rather than inventing it; the residual starts at zero.
+
+Local attention runs twice: on the learned keys at stride 8, and as soft block matching of raw
+luminance patches at stride 2 (`patch_match_attention`), which carries the previous frame's colour
+detail over small motions as sharply as optical flow. A learned stride-4 key did that job before;
+after minutes of CPU training it matched too blurrily (26 dB on its own, where luminance patches
+reach 36-40 dB on the same clips).
 
 `colorize_step` runs one frame through the three, given the memory; both the pipeline and the
 training script use it, so what is trained is what runs.
@@ -23,7 +29,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from ..core.attention import local_window_attention
+from ..core.attention import local_window_attention, luminance_patch_key, patch_match_attention
 from ..core.backbones import build_backbone
 from ..core.colour import AB_SCALE
 
@@ -39,7 +45,7 @@ class FrameEncoding:
     key: torch.Tensor  # (B, Ck, H/8, W/8) memory key
     features: torch.Tensor  # (B, Cf, H/8, W/8) decoder / value-encoder features
     skips: tuple[torch.Tensor, torch.Tensor]  # (B, C4, H/4, W/4), (B, C2, H/2, W/2) for the decoder
-    fine_key: torch.Tensor  # (B, Cfk, H/4, W/4) key for the fine local attention to the previous frame
+    patch_key: torch.Tensor  # (B, 36, H/2, W/2) luminance patches, the key of the block matching
 
 
 class ColorMNetFeatureEncoder(ModelMixin, ConfigMixin):
@@ -53,7 +59,6 @@ class ColorMNetFeatureEncoder(ModelMixin, ConfigMixin):
         key_channels: int = 64,
         feature_channels: int = 64,
         light_channels: tuple[int, int, int] = (16, 24, 32),
-        fine_key_channels: int = 16,
     ) -> None:
         super().__init__()
         self.frozen_backbone = build_backbone(backbone, backbone_config)
@@ -68,7 +73,6 @@ class ColorMNetFeatureEncoder(ModelMixin, ConfigMixin):
             conv_block(pretrained + c3, feature_channels), conv_block(feature_channels, feature_channels)
         )
         self.to_key = nn.Conv2d(feature_channels, key_channels, 1)
-        self.to_fine_key = nn.Conv2d(c2, fine_key_channels, 1)
 
     def load_pretrained_backbone(self, path: str | None = None) -> None:
         self.frozen_backbone.load_pretrained_weights(path)
@@ -97,7 +101,7 @@ class ColorMNetFeatureEncoder(ModelMixin, ConfigMixin):
             key=self.to_key(features),
             features=features,
             skips=(skips[1], skips[0]),
-            fine_key=self.to_fine_key(skips[1]),
+            patch_key=luminance_patch_key(luminance, stride=2),
         )
 
 
@@ -122,7 +126,7 @@ class ColorMNetValueEncoder(ModelMixin, ConfigMixin):
 
 
 class ColorMNetDecoder(ModelMixin, ConfigMixin):
-    """Refines memory readout (MFP) and local-attention readout (LA) into ab at stride 2.
+    """Refines the memory readout (MFP) and the two local-attention readouts (LA) into ab at stride 2.
 
     Stride 2 rather than ColorMNet's full resolution keeps a CPU fast; the guided upsampling on
     the full-resolution luminance adds the rest of the detail."""
@@ -142,11 +146,16 @@ class ColorMNetDecoder(ModelMixin, ConfigMixin):
             conv_block(hidden_channels, hidden_channels),
         )
         self.refine4 = conv_block(hidden_channels + skip_channels[0] + 2, hidden_channels // 2)
-        self.refine2 = conv_block(hidden_channels // 2 + skip_channels[1], hidden_channels // 4)
-        # 2 residual ab + 3 logits weighing the memory, local and fine local readouts
+        # + the block-matched ab and its match cost, at full decoder resolution
+        self.refine2 = conv_block(hidden_channels // 2 + skip_channels[1] + 3, hidden_channels // 4)
+        # 2 residual ab + 3 logits weighing the memory, local and block-matched readouts
         self.head = nn.Conv2d(hidden_channels // 4, 5, 3, 1, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        # The block-matched readout's logit also gets `bias - slope * match_cost`: a good block match
+        # is near-exact where a frame barely changes, so it starts out trusted (weight ~0.96 at cost 0)
+        # and loses out to the memory readouts as its cost grows; both are learned from there.
+        self.match_confidence = nn.Parameter(torch.tensor([4.0, 1.0]))  # (bias, slope)
 
     def forward(
         self,
@@ -154,19 +163,26 @@ class ColorMNetDecoder(ModelMixin, ConfigMixin):
         skips: tuple[torch.Tensor, torch.Tensor],
         memory_value: torch.Tensor,
         local_value: torch.Tensor,
-        fine_local_ab: torch.Tensor,
+        matched_ab: torch.Tensor,
+        match_cost: torch.Tensor,
     ) -> torch.Tensor:
         """features (B, Cf, h, w), skips at 2x and 4x that size, readouts (B, 2 + Cv, h, w),
-        fine_local_ab (B, 2, 2h, 2w) scaled ab -> ab (B, 2, 4h, 4w) in Lab units."""
+        matched_ab (B, 2, 4h, 4w) scaled ab and match_cost (B, 1, 4h, 4w) from the block matching
+        -> ab (B, 2, 4h, 4w) in Lab units."""
         hidden = self.body(torch.cat([features, memory_value, local_value], dim=1))
         hidden = F.interpolate(hidden, size=skips[0].shape[-2:], mode="bilinear")
-        hidden = self.refine4(torch.cat([hidden, skips[0], fine_local_ab], dim=1))
+        hidden = self.refine4(torch.cat([hidden, skips[0], F.avg_pool2d(matched_ab, 2)], dim=1))
         hidden = F.interpolate(hidden, size=skips[1].shape[-2:], mode="bilinear")
-        hidden = self.refine2(torch.cat([hidden, skips[1]], dim=1))
+        hidden = self.refine2(torch.cat([hidden, skips[1], matched_ab, match_cost], dim=1))
         residual, gate_logits = self.head(hidden).split([2, 3], dim=1)
+        bias, slope = self.match_confidence
+        confidence = torch.zeros_like(gate_logits[:, :2])
+        gate_logits = gate_logits + torch.cat([confidence, bias - slope * match_cost], dim=1)
         size = skips[1].shape[-2:]
-        readouts = [memory_value[:, :2], local_value[:, :2], fine_local_ab]
-        readouts = torch.stack([F.interpolate(ab, size=size, mode="bilinear") for ab in readouts], dim=1)
+        readouts = [
+            F.interpolate(ab, size=size, mode="bilinear") for ab in (memory_value[:, :2], local_value[:, :2])
+        ]
+        readouts = torch.stack([*readouts, matched_ab], dim=1)  # (B, 3, 2, 4h, 4w)
         base = (torch.softmax(gate_logits, dim=1).unsqueeze(2) * readouts).sum(dim=1)  # (B, 2, 4h, 4w)
         return (base + residual) * AB_SCALE
 
@@ -177,8 +193,8 @@ class FrameMemory:
 
     key: torch.Tensor  # (B, Ck, H/8, W/8) memory key
     value: torch.Tensor  # (B, 2 + Cv, H/8, W/8) memory value
-    fine_key: torch.Tensor  # (B, Cfk, H/4, W/4) key of the fine local attention
-    fine_ab: torch.Tensor  # (B, 2, H/4, W/4) its scaled ab, the fine local attention's value
+    patch_key: torch.Tensor  # (B, 36, H/2, W/2) luminance patches, the block matching's key
+    patch_ab: torch.Tensor  # (B, 2, H/2, W/2) its scaled ab, the block matching's value
 
 
 def frame_memory(
@@ -186,8 +202,8 @@ def frame_memory(
 ) -> FrameMemory:
     """Memory entries of a frame whose ab (B, 2, h, w) in Lab units is known or predicted."""
     value = value_encoder(F.adaptive_avg_pool2d(ab, encoding.key.shape[-2:]), encoding.features)
-    fine_ab = F.adaptive_avg_pool2d(ab, encoding.fine_key.shape[-2:]) / AB_SCALE
-    return FrameMemory(key=encoding.key, value=value, fine_key=encoding.fine_key, fine_ab=fine_ab)
+    patch_ab = F.adaptive_avg_pool2d(ab, encoding.patch_key.shape[-2:]) / AB_SCALE
+    return FrameMemory(key=encoding.key, value=value, patch_key=encoding.patch_key, patch_ab=patch_ab)
 
 
 def encode_memory_frame(
@@ -200,6 +216,16 @@ def encode_memory_frame(
     return frame_memory(value_encoder, feature_encoder(luminance), ab)
 
 
+@dataclass(frozen=True)
+class LocalAttentionConfig:
+    """The two local attentions to the previous frame: window radius of the learned-key attention
+    (stride 8), window radius and softmax temperature of the block matching (stride 2)."""
+
+    radius: int = 3
+    patch_radius: int = 2
+    patch_temperature: float = 1e-4  # on mean squared differences of L/100: 1e-4 is nearly a hard argmin
+
+
 def colorize_step(
     feature_encoder: ColorMNetFeatureEncoder,
     value_encoder: ColorMNetValueEncoder,
@@ -207,25 +233,31 @@ def colorize_step(
     luminance: torch.Tensor,
     memory,
     previous: FrameMemory | None,
-    local_radius: int,
-    fine_radius: int,
+    local: LocalAttentionConfig = LocalAttentionConfig(),
 ) -> tuple[torch.Tensor, FrameMemory]:
     """Colour one frame -> (ab (B, 2, H/2, W/2) in Lab units, the frame's memory entries).
 
     `memory` is a `ColorMemory` (long-range readout by key). `previous` is the previous frame, for
-    the two local attentions (LA): one at stride 8 on the memory keys and values, and a fine one at
-    stride 4 that carries the previous frame's colour detail over small motions; on the first
-    frame (None) both fall back to the memory readout."""
+    the two local attentions (LA); on the first frame (None) both fall back to the memory readout,
+    with the worst match cost."""
     encoding = feature_encoder(luminance)
     batch, _, height, width = encoding.key.shape
     memory_value = memory.readout(encoding.key.flatten(2)).view(batch, -1, height, width)
+    patch_size = encoding.patch_key.shape[-2:]
     if previous is None:
         local_value = memory_value
-        fine_local_ab = F.interpolate(memory_value[:, :2], size=encoding.fine_key.shape[-2:], mode="bilinear")
+        matched_ab = F.interpolate(memory_value[:, :2], size=patch_size, mode="bilinear")
+        match_cost = torch.ones_like(matched_ab[:, :1])  # keys are in [0, 1]: 1 is the largest cost
     else:
-        local_value = local_window_attention(encoding.key, previous.key, previous.value, local_radius)
-        fine_local_ab = local_window_attention(
-            encoding.fine_key, previous.fine_key, previous.fine_ab, fine_radius
+        local_value = local_window_attention(encoding.key, previous.key, previous.value, local.radius)
+        matched_ab, match_cost = patch_match_attention(
+            encoding.patch_key,
+            previous.patch_key,
+            previous.patch_ab,
+            local.patch_radius,
+            local.patch_temperature,
         )
-    ab = decoder(encoding.features, encoding.skips, memory_value, local_value, fine_local_ab)
+    # log1p(cost / temperature): 0 for an exact match, growing slowly, so the decoder sees a usable scale
+    match_cost = torch.log1p(match_cost / local.patch_temperature)
+    ab = decoder(encoding.features, encoding.skips, memory_value, local_value, matched_ab, match_cost)
     return ab, frame_memory(value_encoder, encoding, ab)

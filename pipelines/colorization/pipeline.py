@@ -17,18 +17,19 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..core.colour import compose_lab, frame_to_tensor, luminance_and_ab, tensor_to_frame
 from ..core.guided_filter import guided_upsample
 from ..core.hub import HueflowPipeline
 from ..core.outputs import VideoPipelineOutput, check_output_type, frames_to_output
+from ..core.resize import processing_shape, resize
 from ..core.video import VideoReader, VideoWriter, is_grayscale_image, load_image
 from .memory import ColorMemory, MemoryConfig
 from .modeling import (
     ColorMNetDecoder,
     ColorMNetFeatureEncoder,
     ColorMNetValueEncoder,
+    LocalAttentionConfig,
     colorize_step,
     encode_memory_frame,
 )
@@ -36,24 +37,6 @@ from .modeling import (
 
 class ExemplarError(ValueError):
     """The exemplars given to the pipeline cannot be used (missing, grayscale, bad frame index)."""
-
-
-# Small videos are upscaled, at most this much, before processing: the model's strides (8 for
-# memory keys, 2 for its output) leave too few positions on a 176x144 clip.
-MAX_PROCESSING_UPSCALE = 2.0
-
-
-def processing_shape(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """Size (h, w) a frame is processed at: short side about `short_side` (upscaled at most
-    `MAX_PROCESSING_UPSCALE` times), aspect kept, both multiples of 16 (the backbone's stride)."""
-    scale = min(MAX_PROCESSING_UPSCALE, short_side / min(height, width))
-    return max(16, round(height * scale / 16) * 16), max(16, round(width * scale / 16) * 16)
-
-
-def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(image.shape[-2:]) == tuple(size):
-        return image
-    return F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
 class ColorMNetPipeline(HueflowPipeline):
@@ -65,8 +48,9 @@ class ColorMNetPipeline(HueflowPipeline):
         value_encoder: ColorMNetValueEncoder,
         decoder: ColorMNetDecoder,
         processing_size: int = 256,
-        local_attention_radius: int = 3,
-        fine_attention_radius: int = 2,
+        local_attention_radius: int = LocalAttentionConfig.radius,
+        patch_attention_radius: int = LocalAttentionConfig.patch_radius,
+        patch_attention_temperature: float = LocalAttentionConfig.patch_temperature,
         top_k: int = MemoryConfig.top_k,
         memory_every: int = MemoryConfig.memory_every,
         max_working_frames: int = MemoryConfig.max_working_frames,
@@ -79,13 +63,21 @@ class ColorMNetPipeline(HueflowPipeline):
         self.register_to_config(
             processing_size=processing_size,
             local_attention_radius=local_attention_radius,
-            fine_attention_radius=fine_attention_radius,
+            patch_attention_radius=patch_attention_radius,
+            patch_attention_temperature=patch_attention_temperature,
             top_k=top_k,
             memory_every=memory_every,
             max_working_frames=max_working_frames,
             min_working_frames=min_working_frames,
             num_prototypes=num_prototypes,
             max_long_term_elements=max_long_term_elements,
+        )
+
+    def local_attention_config(self) -> LocalAttentionConfig:
+        return LocalAttentionConfig(
+            radius=self.config.local_attention_radius,
+            patch_radius=self.config.patch_attention_radius,
+            patch_temperature=self.config.patch_attention_temperature,
         )
 
     def memory_config(self, **overrides) -> MemoryConfig:
@@ -188,6 +180,7 @@ class ColorMNetPipeline(HueflowPipeline):
         height, width = reader.info.height, reader.info.width
         size = processing_shape(height, width, processing_size or self.config.processing_size)
 
+        local_attention = self.local_attention_config()
         keyframes: dict[int, torch.Tensor] = {}  # frame index -> exemplar ab at the input resolution
         for image, frame_index in prepared:
             rgb = frame_to_tensor(image, device)
@@ -221,8 +214,7 @@ class ColorMNetPipeline(HueflowPipeline):
                             luminance,
                             memory,
                             previous,
-                            self.config.local_attention_radius,
-                            self.config.fine_attention_radius,
+                            local_attention,
                         )
                         guide_low = resize(luminance, ab.shape[-2:]) / 100.0
                         ab_full = guided_upsample(ab, guide_low, luminance_full / 100.0)

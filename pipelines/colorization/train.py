@@ -13,26 +13,30 @@ ab at stride 2. The frozen backbone is not trained. Checkpoints are whole pipeli
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
-import math
 import random
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from torch.utils.data import DataLoader
+from safetensors.torch import load_file
 
+from ..core.backbones import BACKBONES
 from ..core.colour import luminance_and_ab
-from .data import ColorizationClips, export_offline_data
+from ..core.hub import resolve_pretrained_path
+from ..core.training import RunBudget, clip_loader, endless, warmup_cosine_schedule
+from ..correspondence.modeling import MotionCorrespondenceEncoder
+from .data import export_offline_data
 from .memory import ColorMemory, MemoryConfig
 from .modeling import (
     ColorMNetDecoder,
     ColorMNetFeatureEncoder,
     ColorMNetValueEncoder,
+    LocalAttentionConfig,
     colorize_step,
     encode_memory_frame,
 )
@@ -50,10 +54,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--data", nargs="+", help="folders holding clip folders (frames), videos and stills/")
     parser.add_argument("--output-dir", default="runs/colormnet-lite")
-    parser.add_argument("--init-from", help="start from this pipeline folder instead of a fresh model")
+    parser.add_argument(
+        "--init-from",
+        help="start from this saved pipeline folder (the weights that still fit) instead of a fresh model",
+    )
+    parser.add_argument(
+        "--reinitialize",
+        nargs="*",
+        default=[],
+        metavar="COMPONENT.PREFIX",
+        help="with --init-from: weights to leave at their fresh initialisation, e.g. decoder.head (an output "
+        "layer whose inputs changed meaning)",
+    )
     parser.add_argument("--resume", action="store_true", help="continue from the state in --output-dir")
-    parser.add_argument("--backbone", default="efficientnet-lite0", choices=["efficientnet-lite0", "dinov2"])
-    parser.add_argument("--backbone-path", help="local folder or repo id of the backbone weights (dinov2)")
+    parser.add_argument("--backbone", default="efficientnet-lite0", choices=list(BACKBONES))
+    parser.add_argument(
+        "--backbone-path",
+        help="local folder or repo id of the backbone weights (dinov2; a CorrespondencePipeline for "
+        "mer-correspondence, default checkpoints/mer-correspondence)",
+    )
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument(
         "--max-minutes",
@@ -76,11 +95,56 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def warm_start(component_class, folder: Path, reinitialize: tuple[str, ...] = ()):
+    """A component built from the config saved in `folder`, with every saved weight whose name and
+    shape match copied in, except those whose names start with a prefix in `reinitialize`. A
+    convolution that gained input channels since keeps its old ones and starts the new ones at zero,
+    so the warm-started model computes what the saved one did; weights the component no longer has
+    are dropped. This lets a model be fine-tuned across an architecture
+    change instead of retrained from scratch."""
+    config = component_class.load_config(folder)
+    known = inspect.signature(component_class.__init__).parameters
+    # only the arguments the component still takes: a removed one would be carried into its new config
+    component = component_class(**{name: value for name, value in config.items() if name in known})
+    saved = load_file(folder / "diffusion_pytorch_model.safetensors")
+    saved = {name: tensor for name, tensor in saved.items() if not name.startswith(tuple(reinitialize))}
+    state = component.state_dict()
+    for name, tensor in state.items():
+        old = saved.get(name)
+        if old is None or old.dim() != tensor.dim():
+            continue
+        if old.shape == tensor.shape:
+            tensor.copy_(old)
+        elif old.dim() == 4 and old.shape[0] == tensor.shape[0] and old.shape[2:] == tensor.shape[2:]:
+            tensor.zero_()[:, : min(old.shape[1], tensor.shape[1])] = old[:, : tensor.shape[1]]
+    component.load_state_dict(state)
+    kept = sum(name in saved and saved[name].shape == tensor.shape for name, tensor in state.items())
+    logger.info(
+        "%s: %d of %d tensors warm-started from %s", component_class.__name__, kept, len(state), folder
+    )
+    return component
+
+
 def build_components(args: argparse.Namespace):
     if args.init_from:
-        pipe = ColorMNetPipeline.from_pretrained(args.init_from)
-        return pipe.feature_encoder, pipe.value_encoder, pipe.decoder
-    feature_encoder = ColorMNetFeatureEncoder(backbone=args.backbone)
+        folder = Path(args.init_from)
+        return tuple(
+            warm_start(
+                component_class,
+                folder / name,
+                tuple(p.removeprefix(f"{name}.") for p in args.reinitialize if p.startswith(f"{name}.")),
+            )
+            for component_class, name in (
+                (ColorMNetFeatureEncoder, "feature_encoder"),
+                (ColorMNetValueEncoder, "value_encoder"),
+                (ColorMNetDecoder, "decoder"),
+            )
+        )
+    backbone_config = None
+    if args.backbone == "mer-correspondence":  # the encoder's architecture comes with its weights
+        folder = resolve_pretrained_path(args.backbone_path or "checkpoints/mer-correspondence")
+        backbone_config = dict(MotionCorrespondenceEncoder.load_config(folder / "encoder"))
+    feature_encoder = ColorMNetFeatureEncoder(backbone=args.backbone, backbone_config=backbone_config)
     feature_encoder.load_pretrained_backbone(args.backbone_path)
     return feature_encoder, ColorMNetValueEncoder(), ColorMNetDecoder()
 
@@ -91,7 +155,7 @@ def clip_loss(
     decoder,
     clip: torch.Tensor,
     memory_config: MemoryConfig,
-    radii: tuple[int, int] = (3, 2),
+    local_attention: LocalAttentionConfig | None = None,
 ) -> torch.Tensor:
     """clip (B, T, 3, S, S) RGB in [0, 1] -> mean L1 of predicted vs true ab (Lab units) on frames 1..T-1."""
     batch, num_frames = clip.shape[:2]
@@ -107,7 +171,13 @@ def clip_loss(
     losses = []
     for index in range(1, num_frames):
         predicted, previous = colorize_step(
-            feature_encoder, value_encoder, decoder, luminance[:, index], memory, previous, *radii
+            feature_encoder,
+            value_encoder,
+            decoder,
+            luminance[:, index],
+            memory,
+            previous,
+            local_attention or LocalAttentionConfig(),
         )
         losses.append(F.l1_loss(predicted, F.avg_pool2d(ab[:, index], 2)))
         memory.add_working(previous.key, previous.value)
@@ -132,30 +202,9 @@ def main(argv: list[str] | None = None) -> None:
         p for m in (feature_encoder, value_encoder, decoder) for p in m.parameters() if p.requires_grad
     ]
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=args.weight_decay)
-    started = time.monotonic()
-
-    def progress(step: int) -> float:
-        """Fraction of the run done: by steps, or by the time budget when that runs out first."""
-        done = step / args.steps
-        if args.max_minutes:
-            done = max(done, (time.monotonic() - started) / (60 * args.max_minutes))
-        return min(done, 1.0)
-
-    # Linear warm-up over 100 steps, then cosine decay to zero at the end of the run.
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * progress(step)))
-    )
-    dataset = ColorizationClips(
-        args.data, num_frames=args.num_frames, size=args.size, samples_per_epoch=args.steps * args.batch_size
-    )
-    loader = DataLoader(
-        dataset,
-        batch_size=args.batch_size,
-        shuffle=True,
-        num_workers=args.num_workers,
-        drop_last=True,
-        persistent_workers=args.num_workers > 0,
-    )
+    budget = RunBudget(args.steps, args.max_minutes)
+    scheduler = warmup_cosine_schedule(optimizer, budget)
+    loader = clip_loader(args.data, args.num_frames, args.size, args.batch_size, args.steps, args.num_workers)
     feature_encoder, value_encoder, decoder, optimizer, loader, scheduler = accelerator.prepare(
         feature_encoder, value_encoder, decoder, optimizer, loader, scheduler
     )
@@ -187,12 +236,8 @@ def main(argv: list[str] | None = None) -> None:
         module.train()
     running = 0.0
 
-    def batches():
-        while True:  # epochs are arbitrary here: the run is measured in steps (or minutes)
-            yield from loader
-
-    started = time.monotonic()  # the time budget counts training, not start-up
-    for clip in batches():
+    budget.start()  # the time budget counts training, not start-up
+    for clip in endless(loader):
         with accelerator.autocast():
             loss = clip_loss(feature_encoder, value_encoder, decoder, clip, memory_config)
         accelerator.backward(loss)
@@ -207,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
                 "step %d  ab L1 %.3f  lr %.2e", step, running / args.log_every, scheduler.get_last_lr()[0]
             )
             running = 0.0
-        finished = step >= args.steps or progress(step) >= 1.0
+        finished = budget.finished(step)
         if step % args.save_every == 0 or finished:
             save()
         if finished:

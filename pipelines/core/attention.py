@@ -64,3 +64,90 @@ def local_window_attention(
     weights = torch.softmax(logits.masked_fill(~inside, float("-inf")), dim=1)  # (B, K, H*W)
     readout = torch.einsum("bkm,bckm->bcm", weights, value_windows)
     return readout.view(batch, -1, height, width)
+
+
+def luminance_patch_key(luminance: torch.Tensor, stride: int = 2) -> torch.Tensor:
+    """Non-learned matching key: the 3x3 neighbourhood of each stride x stride block of luminance.
+
+    luminance (B, 1, H, W) in [0, 100], H and W multiples of `stride` -> (B, 9 * stride^2, H/s, W/s),
+    scaled to [0, 1]. Raw luminance patches match sharply and exactly where a frame barely changes,
+    which keys learned in minutes of training do not.
+    """
+    blocks = F.pixel_unshuffle(luminance / 100.0, stride)  # (B, s^2, H/s, W/s): the block's pixels
+    batch, channels, height, width = blocks.shape
+    return F.unfold(blocks, 3, padding=1).view(batch, 9 * channels, height, width)
+
+
+def patch_match_attention(
+    query_key: torch.Tensor, key: torch.Tensor, value: torch.Tensor, radius: int, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Soft block matching: each position reads `value` from the (2r+1)^2 window of another frame,
+    weighted by softmax(-mean squared key difference / temperature).
+
+    query_key, key (B, C, H, W), value (B, Cv, H, W) -> readout (B, Cv, H, W) and the best match's
+    cost (B, 1, H, W), which says where no good match exists (occlusion, a cut). The window's
+    offsets are looped over rather than unfolded, so memory stays at one (B, (2r+1)^2, H, W) tensor of
+    costs. Frame borders are replicated, so a window leaving the frame re-reads the edge.
+    """
+    height, width = query_key.shape[-2:]
+    padding = (radius, radius, radius, radius)
+    key = F.pad(key, padding, mode="replicate")
+    value = F.pad(value, padding, mode="replicate")
+    window = 2 * radius + 1
+    offsets = [(dy, dx) for dy in range(window) for dx in range(window)]
+    costs = torch.stack(
+        [((query_key - key[..., dy : dy + height, dx : dx + width]) ** 2).mean(dim=1) for dy, dx in offsets],
+        dim=1,
+    )  # (B, K, H, W)
+    weights = torch.softmax(-costs / temperature, dim=1)
+    readout = sum(
+        weights[:, index : index + 1] * value[..., dy : dy + height, dx : dx + width]
+        for index, (dy, dx) in enumerate(offsets)
+    )
+    return readout, costs.amin(dim=1, keepdim=True)
+
+
+def windowed_topk_readout(
+    query: torch.Tensor,
+    keys: list[torch.Tensor],
+    values: list[torch.Tensor],
+    radius: int,
+    top_k: int,
+    temperature: float,
+    band_rows: int = 16,
+) -> torch.Tensor:
+    """Read values from several context frames for every query position, each query seeing only the
+    (2r+1)^2 window around its own position in each frame, through its `top_k` best matches over all
+    frames, weighted by softmax(affinity / temperature).
+
+    query (C, h, w), keys [(C, h, w)] * F, values [(K, h, w)] * F -> (K, h, w). Queries go a band of
+    `band_rows` rows at a time against the rows their windows reach, as one matrix product per frame
+    (far faster on a CPU than gathering each query's window), masked to the window; each frame keeps
+    only its own top-k before the merge, so memory stays at one band's affinity block.
+    """
+    channels, height, width = query.shape
+    positions = torch.arange(max(height, width), device=query.device)
+    far = (positions[:, None] - positions[None, :]).abs() > radius  # (P, P): farther apart than the radius
+    far_columns = far[:width, :width].view(1, width, 1, width)
+    outputs = []
+    for top in range(0, height, band_rows):
+        bottom = min(top + band_rows, height)
+        first, last = max(0, top - radius), min(height, bottom + radius)  # key rows the windows reach
+        rows, columns = slice(top * width, bottom * width), slice(first * width, last * width)
+        far_rows = far[top:bottom, first:last].view(bottom - top, 1, last - first, 1)
+        # (m, n): key positions outside each query's window, built by broadcasting rows and columns
+        outside = (far_rows | far_columns).view((bottom - top) * width, (last - first) * width)
+        queries = query.reshape(channels, -1)[:, rows].T  # (m, C)
+        top_logits, top_values = [], []
+        for key, value in zip(keys, values, strict=True):
+            logits = (queries @ key.reshape(channels, -1)[:, columns]).masked_fill_(outside, float("-inf"))
+            best, index = logits.topk(min(top_k, logits.shape[1]), dim=1)  # (m, k)
+            top_logits.append(best)
+            top_values.append(value.reshape(value.shape[0], -1)[:, columns][:, index])  # (K, m, k)
+        merged = torch.cat(top_logits, dim=1)
+        best, index = merged.topk(min(top_k, merged.shape[1]), dim=1)
+        weights = torch.softmax(best / temperature, dim=1)  # (m, k)
+        candidates = torch.cat(top_values, dim=2)  # (K, m, F*k)
+        chosen = candidates.gather(2, index.expand(candidates.shape[0], -1, -1))
+        outputs.append((chosen * weights).sum(dim=2))  # (K, m)
+    return torch.cat(outputs, dim=1).view(-1, height, width)

@@ -11,6 +11,10 @@ when a model is first built for training.
   the weights and add nothing at the resolution we match at.
 - "dinov2": `transformers.Dinov2Model` (ColorMNet's choice). Its patch tokens (stride 14) are
   resampled to the stride-8 and stride-16 grids. Weights from the Hub or a local folder.
+- "mer-correspondence": hueflow's own motion-aware correspondence encoder
+  (`pipelines/correspondence`), trained self-supervised to match frames; its stride-4 features are
+  average-pooled to strides 8 and 16. It runs without its flow input here (a single frame), and its
+  config is the encoder's (`backbone_config`); weights from a `CorrespondencePipeline` folder.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-BACKBONES = ("efficientnet-lite0", "dinov2")
+BACKBONES = ("efficientnet-lite0", "dinov2", "mer-correspondence")
 
 
 class EfficientNetLite0Features(nn.Module):
@@ -94,9 +98,33 @@ class Dinov2Features(nn.Module):
         }
 
 
+class CorrespondenceFeatures(nn.Module):
+    def __init__(self, config: dict | None = None) -> None:
+        super().__init__()
+        from ..correspondence.modeling import MotionCorrespondenceEncoder
+
+        self.encoder = MotionCorrespondenceEncoder.from_config(config or {})
+        channels = self.encoder.config.feature_channels
+        self.out_channels = {"stride8": channels, "stride16": channels}
+
+    def load_pretrained_weights(self, path: str | None = None) -> None:
+        from ..correspondence.modeling import MotionCorrespondenceEncoder
+        from .hub import resolve_pretrained_path
+
+        folder = resolve_pretrained_path(path or "checkpoints/mer-correspondence")
+        pretrained = MotionCorrespondenceEncoder.from_pretrained(folder / "encoder")
+        self.encoder.load_state_dict(pretrained.state_dict())
+
+    def forward(self, luminance: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.encoder(luminance)  # (B, C, H/4, W/4), no flow: a single frame
+        return {"stride8": F.avg_pool2d(features, 2), "stride16": F.avg_pool2d(features, 4)}
+
+
 def build_backbone(name: str, config: dict | None = None) -> nn.Module:
     if name == "efficientnet-lite0":
         return EfficientNetLite0Features()
     if name == "dinov2":
         return Dinov2Features(config)
+    if name == "mer-correspondence":
+        return CorrespondenceFeatures(config)
     raise ValueError(f"Unknown backbone {name!r}; choose one of {BACKBONES}.")

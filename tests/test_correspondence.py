@@ -1,0 +1,266 @@
+"""Motion-aware correspondence: the encoder and its switches, the training objective, label
+propagation and `CorrespondencePipeline` (tiny configs; the embedded model for real tracking)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pipelines import CorrespondencePipeline
+from pipelines.correspondence import MotionCorrespondenceEncoder
+from pipelines.correspondence.objective import adaptive_weights, kmeans, multi_cluster_sample, uniform_sample
+from pipelines.correspondence.train import clip_loss
+
+EMBEDDED = Path(__file__).resolve().parents[1] / "checkpoints" / "mer-correspondence"
+
+
+def tiny_encoder(seed: int = 0, **switches) -> MotionCorrespondenceEncoder:
+    torch.manual_seed(seed)
+    return MotionCorrespondenceEncoder(feature_channels=8, hidden_channels=(8, 8), backbone=None, **switches)
+
+
+def tiny_pipeline(**switches) -> CorrespondencePipeline:
+    pipe = CorrespondencePipeline(tiny_encoder(**switches), processing_size=32)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def textured_image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Smooth random colour texture (H, W, 3) uint8: distinct everywhere, so matches are unique."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 255, size=(height // 8 + 2, width // 8 + 2, 3)).astype(np.float32)
+    coarse = torch.from_numpy(coarse).permute(2, 0, 1)[None]
+    smooth = F.interpolate(coarse, size=(height + 16, width + 16), mode="bicubic", align_corners=False)
+    fine = torch.from_numpy(rng.uniform(-25, 25, size=(1, 3, height + 16, width + 16)).astype(np.float32))
+    image = (smooth + fine).clamp(0, 255)[0].permute(1, 2, 0).numpy().astype(np.uint8)
+    return image[8 : 8 + height, 8 : 8 + width]
+
+
+def translation_video(num_frames: int, shift: tuple[int, int], size=(96, 128), seed: int = 0) -> np.ndarray:
+    """Frames (T, H, W, 3): a window sliding over a larger texture by `shift` = (dx, dy) px per frame,
+    so the content moves by (-dx, -dy) per frame."""
+    height, width = size
+    dx, dy = shift
+    margin = max(abs(dx), abs(dy)) * num_frames
+    texture = textured_image(height + 2 * margin, width + 2 * margin, seed)
+    return np.stack(
+        [
+            texture[margin + t * dy : margin + t * dy + height, margin + t * dx : margin + t * dx + width]
+            for t in range(num_frames)
+        ]
+    )
+
+
+# --- the encoder and its switches -------------------------------------------------------------
+
+
+def test_features_are_normalized_at_stride_4():
+    features = tiny_encoder()(torch.rand(2, 1, 32, 48) * 100)
+    assert features.shape == (2, 8, 8, 12)
+    assert torch.allclose(features.norm(dim=1), torch.ones(2, 8, 12), atol=1e-5)
+
+
+def test_motion_switch_changes_the_graph():
+    luminance = torch.rand(1, 1, 32, 32) * 100
+    flow = torch.randn(1, 2, 32, 32) * 3
+    with_motion, without = tiny_encoder(use_motion=True), tiny_encoder(use_motion=False)
+    assert hasattr(with_motion, "motion_stem") and hasattr(with_motion, "motion_weight")
+    assert not hasattr(without, "motion_stem")
+    assert not torch.allclose(with_motion(luminance, flow), with_motion(luminance, torch.zeros_like(flow)))
+    assert torch.allclose(without(luminance, flow), without(luminance, None))
+    # the learnable motion weight gets a gradient
+    with_motion(luminance, flow).sum().backward()
+    assert with_motion.motion_weight.grad is not None and with_motion.motion_weight.grad != 0
+
+
+def test_multi_cluster_sampler_balances_clusters():
+    # 90% of the positions in one tight cluster, 10% in another: uniform sampling mirrors that,
+    # the multi-cluster sampler draws both clusters about evenly.
+    generator = torch.Generator().manual_seed(0)
+    big = F.normalize(torch.tensor([1.0, 0.0, 0.0]) + 0.01 * torch.randn(900, 3, generator=generator), dim=1)
+    small = F.normalize(
+        torch.tensor([0.0, 1.0, 0.0]) + 0.01 * torch.randn(100, 3, generator=generator), dim=1
+    )
+    features = torch.cat([big, small]).T  # (C, N)
+    indices, clusters = multi_cluster_sample(features, 200, cluster_counts=(2,), generator=generator)
+    assert len(clusters) == len(indices)
+    small_share = (indices >= 900).float().mean().item()
+    assert 0.3 < small_share < 0.7
+    uniform = uniform_sample(1000, 200, torch.device("cpu"), generator)
+    assert (uniform >= 900).float().mean().item() < 0.2
+
+
+def test_kmeans_separates_clear_clusters():
+    points = F.normalize(
+        torch.cat([torch.eye(3)[i].repeat(20, 1) + 0.01 * torch.randn(20, 3) for i in range(3)])
+    )
+    assignments, centroids = kmeans(points, 3, generator=torch.Generator().manual_seed(1))
+    assert centroids.shape == (3, 3)
+    for group in assignments.view(3, 20):
+        assert (group == group[0]).all()
+    assert len(assignments.unique()) == 3
+
+
+def test_adaptive_weights_favour_moving_coherent_pixels():
+    motion = torch.tensor([0.0, 0.0, 4.0, 4.0])
+    attention = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    query_cluster = torch.tensor([0, 0, 0, 0])
+    reference_cluster = torch.tensor([0, 1])
+    weights = adaptive_weights(motion, attention, query_cluster, reference_cluster)
+    assert torch.isclose(weights.mean(), torch.tensor(1.0))
+    assert weights[2] > weights[0] and weights[2] > weights[3] > weights[1]
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [
+        {},
+        {"use_motion": False},
+        {"use_multi_cluster_sampler": False},
+        {"use_adaptive_loss": False},
+    ],
+)
+def test_training_steps_decrease_the_loss_on_a_fixed_batch(switches):
+    clip = (
+        torch.from_numpy(translation_video(3, (3, 2), size=(48, 48))).permute(0, 3, 1, 2)[None].float() / 255
+    )
+    encoder = tiny_encoder(**switches)
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=3e-3)
+
+    def loss_now(seed: int) -> torch.Tensor:
+        return clip_loss(encoder, clip, 0.5, 0.05, torch.Generator().manual_seed(seed))
+
+    with torch.no_grad():
+        before = loss_now(0).item()
+    for _ in range(25):
+        loss = loss_now(0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        after = loss_now(0).item()
+    assert after < 0.8 * before
+
+
+def test_switches_are_saved_with_the_model(tmp_path):
+    pipe = tiny_pipeline(use_motion=False, use_adaptive_loss=False)
+    pipe.save_pretrained(tmp_path)
+    loaded = CorrespondencePipeline.from_pretrained(tmp_path)
+    assert loaded.encoder.config.use_motion is False
+    assert loaded.encoder.config.use_adaptive_loss is False
+    assert loaded.encoder.config.use_multi_cluster_sampler is True
+    for name, tensor in pipe.encoder.state_dict().items():
+        assert torch.equal(tensor, loaded.encoder.state_dict()[name])
+
+
+# --- the pipeline ----------------------------------------------------------------------------
+
+
+def test_pipeline_output_shapes_and_types():
+    video = translation_video(4, (2, 1), size=(48, 64))
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:30, 20:40] = 1
+    mask[32:44, 5:15] = 2
+    points = np.array([[30.0, 20.0], [10.0, 40.0], [60.5, 2.5]])
+    result = tiny_pipeline()(list(video), points=points, masks=mask)
+    assert result.points.shape == (4, 3, 2) and result.masks.shape == (4, 48, 64)
+    assert np.array_equal(result.points[0], points) and np.array_equal(result.masks[0], mask)
+    assert set(np.unique(result.masks)) <= {0, 1, 2}
+    assert result.masks.dtype == np.uint8
+    points_only, masks_none, path = tiny_pipeline()(video, points=points, output_type="pt", return_dict=False)
+    assert isinstance(points_only, torch.Tensor) and masks_none is None and path is None
+
+
+def test_pipeline_writes_an_overlay_video(tmp_path):
+    video = translation_video(5, (2, 0), size=(48, 64))
+    mask = np.zeros((48, 64), bool)
+    mask[10:30, 20:40] = True
+    out = tmp_path / "tracked.mp4"
+    result = tiny_pipeline()(video, masks=mask, output_path=out)
+    assert result.video_path == str(out)
+    with av.open(str(out)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(frames) == 5 and frames[0].shape == (48, 64, 3)
+    assert not np.array_equal(frames[0], video[0])  # the mask is drawn on it
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "Nothing to track"),
+        ({"points": np.array([[10.0, 10.0], [80.0, 10.0]])}, "outside frame 0"),
+        ({"points": np.array([1.0, 2.0, 3.0])}, "(N, 2)"),
+        ({"masks": np.zeros((20, 20), np.uint8)}, "masks has shape"),
+        ({"masks": np.zeros((48, 64, 3), np.uint8)}, "not an RGB image"),
+        ({"masks": np.zeros((48, 64), np.uint8)}, "masks is empty"),
+        ({"masks": np.full((48, 64), 0.5)}, "integer label ids"),
+    ],
+)
+def test_bad_inputs(kwargs, message, tmp_path):
+    video = translation_video(3, (1, 0), size=(48, 64))
+    out = tmp_path / "out.mp4"
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        tiny_pipeline()(video, output_path=out, **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- the embedded model ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def embedded() -> CorrespondencePipeline:
+    pipe = CorrespondencePipeline.from_pretrained(EMBEDDED)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_embedded_model_recovers_a_translation(embedded):
+    # content moves by (-4, -2) px per frame; 8 frames
+    video = translation_video(8, (4, 2), size=(128, 160))
+    mask = np.zeros((128, 160), np.uint8)
+    mask[40:90, 50:110] = 1
+    points = np.array([[60.0, 50.0], [100.0, 80.0], [80.0, 64.0]])
+    result = embedded(video, points=points, masks=mask)
+    for t in range(1, 8):
+        expected_mask = np.roll(mask, shift=(-2 * t, -4 * t), axis=(0, 1))
+        intersection = ((result.masks[t] == 1) & (expected_mask == 1)).sum()
+        union = ((result.masks[t] == 1) | (expected_mask == 1)).sum()
+        assert intersection / union > 0.85, (t, intersection / union)
+        error = np.abs(result.points[t] - (points - np.array([4.0 * t, 2.0 * t]))).max()
+        assert error < 3.0, (t, error)
+
+
+def test_encoder_is_a_colorization_backbone(tmp_path):
+    from pipelines import ColorMNetPipeline
+    from pipelines.colorization import ColorMNetDecoder, ColorMNetFeatureEncoder, ColorMNetValueEncoder
+
+    trained = tiny_pipeline()
+    trained.save_pretrained(tmp_path / "correspondence")
+    config = dict(trained.encoder.config)
+    feature_encoder = ColorMNetFeatureEncoder(
+        backbone="mer-correspondence", backbone_config=config, key_channels=8, feature_channels=8
+    )
+    feature_encoder.load_pretrained_backbone(str(tmp_path / "correspondence"))
+    backbone_state = feature_encoder.frozen_backbone.encoder.state_dict()
+    for name, tensor in trained.encoder.state_dict().items():
+        assert torch.equal(backbone_state[name], tensor)
+    pipe = ColorMNetPipeline(
+        feature_encoder,
+        ColorMNetValueEncoder(feature_channels=8, value_channels=4),
+        ColorMNetDecoder(feature_channels=8, value_channels=4, skip_channels=(24, 16), hidden_channels=16),
+        processing_size=32,
+    )
+    pipe.set_progress_bar_config(disable=True)
+    video = translation_video(3, (1, 0), size=(32, 48))
+    frames = pipe(list(video), exemplars=video[0], exemplar_frames=[0], output_type="np").frames
+    assert frames.shape == (3, 32, 48, 3)
+    pipe.save_pretrained(tmp_path / "colorization")
+    loaded = ColorMNetPipeline.from_pretrained(tmp_path / "colorization")
+    assert loaded.feature_encoder.config.backbone == "mer-correspondence"
+    again = loaded(list(video), exemplars=video[0], exemplar_frames=[0], output_type="np").frames
+    assert np.allclose(frames, again, atol=1e-5)
