@@ -6,10 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from pipelines.core.attention import (
+    block_match_attention,
     local_window_attention,
-    luminance_patch_key,
     memory_readout,
-    patch_match_attention,
     topk_softmax,
     windowed_topk_readout,
 )
@@ -41,10 +40,9 @@ def _textured_luminance(height: int, width: int) -> torch.Tensor:
 def test_patch_match_follows_a_shift():
     frame = _textured_luminance(40, 48)
     shifted = torch.roll(frame, shifts=(2, 4), dims=(2, 3))  # 1 and 2 blocks at stride 2
-    key, shifted_key = luminance_patch_key(frame), luminance_patch_key(shifted)
-    assert key.shape == (1, 36, 20, 24)
     value = torch.randn(1, 2, 20, 24)
-    readout, cost = patch_match_attention(shifted_key, key, value, radius=2, temperature=1e-4)
+    readout, cost = block_match_attention(shifted, frame, value, radius=2, temperature=1e-4)
+    assert readout.shape == (1, 2, 20, 24) and cost.shape == (1, 1, 20, 24)
     expected = torch.roll(value, shifts=(1, 2), dims=(2, 3))
     inside = (slice(None), slice(None), slice(3, -3), slice(4, -4))  # away from the wrapped borders
     assert torch.allclose(readout[inside], expected[inside], atol=1e-4)
@@ -55,12 +53,8 @@ def test_patch_match_cost_flags_an_unrelated_frame():
     frame = _textured_luminance(32, 32)
     other = torch.flip(frame, dims=(2,))
     value = torch.zeros(1, 2, 16, 16)
-    _, same_cost = patch_match_attention(
-        luminance_patch_key(frame), luminance_patch_key(frame), value, 2, 1e-4
-    )
-    _, other_cost = patch_match_attention(
-        luminance_patch_key(frame), luminance_patch_key(other), value, 2, 1e-4
-    )
+    _, same_cost = block_match_attention(frame, frame, value, 2, 1e-4)
+    _, other_cost = block_match_attention(frame, other, value, 2, 1e-4)
     assert same_cost.max() == 0
     assert other_cost.mean() > 0.01  # mean squared difference of L/100
 

@@ -10,7 +10,7 @@ Three trainable components, each a `ModelMixin, ConfigMixin` saved in its own su
   over them, so it propagates colour rather than inventing it; the residual starts at zero.
 
 Local attention runs twice: on the learned keys at stride 8, and as soft block matching of raw
-luminance patches at stride 2 (`patch_match_attention`), which carries the previous frame's colour
+luminance patches at stride 2 (`block_match_attention`), which carries the previous frame's colour
 detail over small motions as sharply as optical flow. A learned stride-4 key did that job before;
 after minutes of CPU training it matched too blurrily (26 dB on its own, where luminance patches
 reach 36-40 dB on the same clips).
@@ -29,7 +29,7 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from ..core.attention import local_window_attention, luminance_patch_key, patch_match_attention
+from ..core.attention import block_match_attention, local_window_attention
 from ..core.backbones import build_backbone
 from ..core.colour import AB_SCALE
 
@@ -45,7 +45,7 @@ class FrameEncoding:
     key: torch.Tensor  # (B, Ck, H/8, W/8) memory key
     features: torch.Tensor  # (B, Cf, H/8, W/8) decoder / value-encoder features
     skips: tuple[torch.Tensor, torch.Tensor]  # (B, C4, H/4, W/4), (B, C2, H/2, W/2) for the decoder
-    patch_key: torch.Tensor  # (B, 36, H/2, W/2) luminance patches, the key of the block matching
+    luminance: torch.Tensor  # (B, 1, H, W) L in [0, 100]: the block matching's key
 
 
 class ColorMNetFeatureEncoder(ModelMixin, ConfigMixin):
@@ -101,7 +101,7 @@ class ColorMNetFeatureEncoder(ModelMixin, ConfigMixin):
             key=self.to_key(features),
             features=features,
             skips=(skips[1], skips[0]),
-            patch_key=luminance_patch_key(luminance, stride=2),
+            luminance=luminance,
         )
 
 
@@ -193,7 +193,7 @@ class FrameMemory:
 
     key: torch.Tensor  # (B, Ck, H/8, W/8) memory key
     value: torch.Tensor  # (B, 2 + Cv, H/8, W/8) memory value
-    patch_key: torch.Tensor  # (B, 36, H/2, W/2) luminance patches, the block matching's key
+    luminance: torch.Tensor  # (B, 1, H, W) L in [0, 100]: the block matching's key
     patch_ab: torch.Tensor  # (B, 2, H/2, W/2) its scaled ab, the block matching's value
 
 
@@ -202,8 +202,9 @@ def frame_memory(
 ) -> FrameMemory:
     """Memory entries of a frame whose ab (B, 2, h, w) in Lab units is known or predicted."""
     value = value_encoder(F.adaptive_avg_pool2d(ab, encoding.key.shape[-2:]), encoding.features)
-    patch_ab = F.adaptive_avg_pool2d(ab, encoding.patch_key.shape[-2:]) / AB_SCALE
-    return FrameMemory(key=encoding.key, value=value, patch_key=encoding.patch_key, patch_ab=patch_ab)
+    patch_size = (encoding.luminance.shape[-2] // 2, encoding.luminance.shape[-1] // 2)
+    patch_ab = F.adaptive_avg_pool2d(ab, patch_size) / AB_SCALE
+    return FrameMemory(key=encoding.key, value=value, luminance=encoding.luminance, patch_ab=patch_ab)
 
 
 def encode_memory_frame(
@@ -243,16 +244,16 @@ def colorize_step(
     encoding = feature_encoder(luminance)
     batch, _, height, width = encoding.key.shape
     memory_value = memory.readout(encoding.key.flatten(2)).view(batch, -1, height, width)
-    patch_size = encoding.patch_key.shape[-2:]
+    patch_size = (luminance.shape[-2] // 2, luminance.shape[-1] // 2)
     if previous is None:
         local_value = memory_value
         matched_ab = F.interpolate(memory_value[:, :2], size=patch_size, mode="bilinear")
         match_cost = torch.ones_like(matched_ab[:, :1])  # keys are in [0, 1]: 1 is the largest cost
     else:
         local_value = local_window_attention(encoding.key, previous.key, previous.value, local.radius)
-        matched_ab, match_cost = patch_match_attention(
-            encoding.patch_key,
-            previous.patch_key,
+        matched_ab, match_cost = block_match_attention(
+            luminance,
+            previous.luminance,
             previous.patch_ab,
             local.patch_radius,
             local.patch_temperature,
