@@ -11,6 +11,7 @@ be loaded becomes a clear `gr.Error`), per-request job folders and small frame h
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
@@ -18,12 +19,14 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Generic, TypeVar
 
 import gradio as gr
 import numpy as np
+import torch
 
 from pipelines import PretrainedLoadError, VideoInputError
 from pipelines.core.video import VideoInfo, VideoReader
@@ -87,6 +90,31 @@ def load_pipeline(pipeline: LazyPipeline[PipelineT], task: str, checkpoint: str)
             "your input: please report it.",
             print_exception=False,
         ) from error
+
+
+@contextmanager
+def pipeline_job(task: str, memory_advice: str) -> Iterator[None]:
+    """Around a tab's pipeline call: running out of memory becomes `memory_advice` for the visitor, any
+    other unexpected failure a short `gr.Error` (the traceback goes to the server log), and the job's
+    tensors are freed afterwards either way, so the next visitor starts from a clean slate. A `gr.Error`
+    raised inside (the tab's own input errors) passes through unchanged."""
+    try:
+        yield
+    except gr.Error:
+        raise
+    except (torch.OutOfMemoryError, MemoryError) as error:
+        raise InputError(f"Ran out of memory: {memory_advice}.") from error
+    except Exception as error:
+        logger.exception("%s failed", task)
+        raise gr.Error(
+            f"{task} failed unexpectedly ({type(error).__name__}). Please try again; if it keeps "
+            "failing, report it with the video.",
+            print_exception=False,
+        ) from error
+    finally:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def clean_paths(message: str, *paths: str | None) -> str:
@@ -170,6 +198,7 @@ __all__ = [
     "load_pipeline",
     "new_job_dir",
     "open_video",
+    "pipeline_job",
     "read_frame",
     "to_gray",
     "unusable_video",

@@ -15,7 +15,6 @@ API endpoints (all usable with `gradio_client`): `colorize`, `video_info`, `comp
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
@@ -24,7 +23,6 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import torch
 from PIL import Image
 
 from pipelines import ColorMNetPipeline, VideoInputError
@@ -39,6 +37,7 @@ from . import (
     load_pipeline,
     new_job_dir,
     open_video,
+    pipeline_job,
     read_frame,
     to_gray,
     unusable_video,
@@ -253,41 +252,27 @@ class ColorizeTab:
             progress(0, desc="Loading the model (first run only)")
         pipe = load_pipeline(self.pipeline, "colorization", self.checkpoint)
         output_path = new_job_dir() / f"{Path(video).stem}_colour.mp4"
-        try:
-            result = pipe(
-                video,
-                exemplars=images,
-                exemplar_frames=keyframes,
-                processing_size=int(processing_size),
-                # Always bounded: a container's frame count is an estimate and may undercount.
-                max_frames=max_frames or self.limits.max_frames,
-                output_path=output_path,
-                top_k=int(top_k),
-                memory_every=int(memory_every),
-                max_working_frames=int(max_working_frames),
-                num_prototypes=int(num_prototypes),
-            )
-        except (VideoInputError, ExemplarError) as error:
-            raise InputError(clean_paths(str(error), video)) from error
-        except (torch.OutOfMemoryError, MemoryError) as error:
-            raise InputError(
-                "Ran out of memory: lower the processing resolution or Max frames, or use a shorter video."
-            ) from error
-        except ValueError as error:  # invalid memory settings (MemoryConfig explains which)
-            raise InputError(f"Invalid settings: {error}") from error
-        except Exception as error:
-            # Unexpected: keep the traceback in the server log, give the visitor a short message.
-            logger.exception("Colorization failed")
-            raise gr.Error(
-                f"Colorization failed unexpectedly ({type(error).__name__}). Please try again; if it keeps "
-                "failing, report it with the video.",
-                print_exception=False,
-            ) from error
-        finally:
-            # Drop this job's tensors now, so the next visitor starts from a clean slate.
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+        with pipeline_job(
+            "Colorization", "lower the processing resolution or Max frames, or use a shorter video"
+        ):
+            try:
+                result = pipe(
+                    video,
+                    exemplars=images,
+                    exemplar_frames=keyframes,
+                    processing_size=int(processing_size),
+                    # Always bounded: a container's frame count is an estimate and may undercount.
+                    max_frames=max_frames or self.limits.max_frames,
+                    output_path=output_path,
+                    top_k=int(top_k),
+                    memory_every=int(memory_every),
+                    max_working_frames=int(max_working_frames),
+                    num_prototypes=int(num_prototypes),
+                )
+            except (VideoInputError, ExemplarError) as error:
+                raise InputError(clean_paths(str(error), video)) from error
+            except ValueError as error:  # invalid memory settings (MemoryConfig explains which)
+                raise InputError(f"Invalid settings: {error}") from error
 
         index = min(int(compare_frame or 0), num_frames - 1)
         return result.video_path, self._before_after(video, result.video_path, index)

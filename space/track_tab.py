@@ -29,7 +29,6 @@ API endpoints (all usable with `gradio_client`):
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import re
@@ -40,7 +39,6 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
-import torch
 from PIL import Image
 
 from pipelines import CorrespondencePipeline, PretrainedLoadError, VideoInputError
@@ -55,6 +53,7 @@ from . import (
     load_pipeline,
     new_job_dir,
     open_video,
+    pipeline_job,
     read_frame,
     unusable_video,
 )
@@ -382,34 +381,20 @@ class TrackTab:
         pipe = load_pipeline(self.pipeline, "tracking", self.checkpoint)
         output_path = new_job_dir() / f"{Path(video).stem}_tracked.mp4"
         started = time.perf_counter()
-        try:
-            result = pipe(
-                video,
-                points=point_array,
-                masks=None if mask is None else mask.label_map,
-                # Always bounded: a container's frame count is an estimate and may undercount.
-                max_frames=frame_budget,
-                output_path=output_path,
-            )
-        except VideoInputError as error:
-            raise InputError(clean_paths(str(error), video)) from error
-        except (torch.OutOfMemoryError, MemoryError) as error:
-            raise InputError("Ran out of memory: set a lower Max frames, or use a shorter video.") from error
-        except ValueError as error:  # e.g. the frame size changes within the video
-            raise InputError(f"This video cannot be tracked: {clean_paths(str(error), video)}") from error
-        except Exception as error:
-            # Unexpected: keep the traceback in the server log, give the visitor a short message.
-            logger.exception("Tracking failed")
-            raise gr.Error(
-                f"Tracking failed unexpectedly ({type(error).__name__}). Please try again; if it keeps "
-                "failing, report it with the video.",
-                print_exception=False,
-            ) from error
-        finally:
-            # Drop this job's tensors now, so the next visitor starts from a clean slate.
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+        with pipeline_job("Tracking", "set a lower Max frames, or use a shorter video"):
+            try:
+                result = pipe(
+                    video,
+                    points=point_array,
+                    masks=None if mask is None else mask.label_map,
+                    # Always bounded: a container's frame count is an estimate and may undercount.
+                    max_frames=frame_budget,
+                    output_path=output_path,
+                )
+            except VideoInputError as error:
+                raise InputError(clean_paths(str(error), video)) from error
+            except ValueError as error:  # e.g. the frame size changes within the video
+                raise InputError(f"This video cannot be tracked: {clean_paths(str(error), video)}") from error
         seconds = time.perf_counter() - started
         tracked = result.masks if result.masks is not None else result.points
         summary = self._summary(mask, point_array, len(tracked), info.num_frames, over_limit, seconds)
