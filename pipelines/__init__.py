@@ -4,5 +4,12 @@ from .colorization import ColorMNetPipeline
 from .core.hub import PretrainedLoadError
 from .core.video import VideoInputError
 from .correspondence import CorrespondencePipeline
+from .tgan import TGANPipeline
 
-__all__ = ["ColorMNetPipeline", "CorrespondencePipeline", "PretrainedLoadError", "VideoInputError"]
+__all__ = [
+    "ColorMNetPipeline",
+    "CorrespondencePipeline",
+    "PretrainedLoadError",
+    "TGANPipeline",
+    "VideoInputError",
+]

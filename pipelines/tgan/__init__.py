@@ -1,0 +1,21 @@
+"""Temporal GAN (Saito et al., ICCV 2017): temporal + image generators, a 3-D critic, singular value
+clipping, bouncing-digit data and `TGANPipeline`."""
+
+from .clipping import layer_spectral_norms, singular_value_clip_, weight_clip_
+from .data import ClipFolder, MovingDigits
+from .modeling import TGANCritic, TGANImageGenerator, TGANTemporalGenerator, generate_videos
+from .pipeline import TGANPipeline, TGANPipelineOutput
+
+__all__ = [
+    "ClipFolder",
+    "MovingDigits",
+    "TGANCritic",
+    "TGANImageGenerator",
+    "TGANPipeline",
+    "TGANPipelineOutput",
+    "TGANTemporalGenerator",
+    "generate_videos",
+    "layer_spectral_norms",
+    "singular_value_clip_",
+    "weight_clip_",
+]
