@@ -12,9 +12,12 @@ import torch
 import torch.nn.functional as F
 
 from pipelines import CorrespondencePipeline
+from pipelines.core.flow import luminance_to_u8
 from pipelines.correspondence import MotionCorrespondenceEncoder
+from pipelines.correspondence.modeling import camera_motion, frame_flows
 from pipelines.correspondence.objective import adaptive_weights, kmeans, multi_cluster_sample, uniform_sample
-from pipelines.correspondence.train import clip_loss
+from pipelines.correspondence.propagation import track
+from pipelines.correspondence.train import clip_flows, clip_loss
 
 EMBEDDED = Path(__file__).resolve().parents[1] / "checkpoints" / "mer-correspondence"
 
@@ -76,6 +79,66 @@ def test_motion_switch_changes_the_graph():
     # the learnable motion weight gets a gradient
     with_motion(luminance, flow).sum().backward()
     assert with_motion.motion_weight.grad is not None and with_motion.motion_weight.grad != 0
+
+
+def test_motion_is_taken_relative_to_the_camera():
+    # The camera's flow (pan, zoom, turn: an affine field) gives the same motion input as no flow at
+    # all, and added to an object's own motion it changes nothing: only motion relative to the scene
+    # counts.
+    encoder = tiny_encoder()
+    luminance = torch.rand(1, 1, 32, 32) * 100
+    ys, xs = torch.meshgrid(torch.linspace(-16, 16, 32), torch.linspace(-16, 16, 32), indexing="ij")
+    zoom, turn = 0.05, 0.03
+    camera = torch.stack([3.0 + zoom * xs - turn * ys, -2.0 + turn * xs + zoom * ys])[None]
+    assert torch.allclose(camera_motion(camera), camera, atol=1e-4)
+    assert torch.allclose(encoder(luminance, camera), encoder(luminance, None), atol=1e-5)
+    flow = torch.zeros(1, 2, 32, 32)
+    flow[:, :, 8:16, 8:16] = 4.0  # an object moving on its own
+    assert not torch.allclose(encoder(luminance, flow), encoder(luminance, None), atol=1e-4)
+    assert torch.allclose(encoder(luminance, flow + camera), encoder(luminance, flow), atol=1e-4)
+
+
+def test_every_frame_gets_the_same_kind_of_flow():
+    # content moves by (-3, -2) px per frame, so each pixel was (+3, +2) px away a frame ago: frame 0
+    # (the reverse of its flow to frame 1) says the same as the frames that have a previous frame
+    video = translation_video(4, (3, 2), size=(64, 80))
+    grey = [luminance_to_u8(torch.from_numpy(frame[..., 1].astype(np.float32) / 2.55)) for frame in video]
+    flows = frame_flows(grey)
+    assert len(flows) == 4
+    for flow in flows:
+        interior = flow[16:-16, 16:-16].reshape(-1, 2)
+        np.testing.assert_allclose(np.median(interior, axis=0), [3.0, 2.0], atol=0.5)
+    assert frame_flows(grey[:1]) == [None]
+    # training computes the same flows
+    luminance = torch.from_numpy(np.stack(grey)).float()[None, :, None] / 2.55
+    trained = clip_flows(luminance)[0].permute(0, 2, 3, 1).numpy()
+    for t in range(4):
+        np.testing.assert_allclose(trained[t], flows[t], atol=1e-5)
+
+
+def test_propagation_encodes_the_first_frame_with_its_motion():
+    video = translation_video(3, (2, 1), size=(48, 64))
+    calls = []
+
+    class Recording:
+        def reset(self):
+            calls.clear()
+
+        def __call__(self, frame, next_frame=None):
+            calls.append(None if next_frame is None else next_frame.copy())
+            return torch.ones(1, 12, 16)
+
+    track(list(video), Recording(), points=np.array([[10.0, 10.0]]))
+    assert len(calls) == 3 and np.array_equal(calls[0], video[1]) and calls[1] is None and calls[2] is None
+    # the pipeline's extractor gives frame 0 the reverse of its flow to frame 1
+    pipe = tiny_pipeline()
+    extractor = pipe.feature_extractor()
+    extractor.reset()
+    features = extractor(video[0], next_frame=video[1])
+    luminance = [extractor._luminance(frame) for frame in video[:2]]
+    flow = frame_flows([luminance_to_u8(value) for value in luminance])[0]
+    expected = pipe.encoder(luminance[0], torch.from_numpy(flow).permute(2, 0, 1)[None])[0]
+    assert torch.allclose(features, expected)
 
 
 def test_multi_cluster_sampler_balances_clusters():

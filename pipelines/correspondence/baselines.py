@@ -3,7 +3,7 @@
 Each one is a `propagation.FeatureExtractor`: `reset()` between videos, and `extractor(frame)` maps an
 RGB uint8 frame (H, W, 3) of any size to L2-normalized features (C, h, w) on a grid that covers the
 whole frame (cell j covers pixels [j * H / h, (j + 1) * H / h)), which is what the propagation assumes
-when it moves labels between the frame and the grid. None of them looks at the previous frame.
+when it moves labels between the frame and the grid. None of them looks at the previous (or next) frame.
 
 - `RawLabFeatures`: the frame's own Lab colour, area-pooled to stride 4 (the "pixels" baseline of
   this line of work).
@@ -63,7 +63,7 @@ class RawLabFeatures:
         pass
 
     @torch.no_grad()
-    def __call__(self, frame) -> torch.Tensor:
+    def __call__(self, frame, next_frame=None) -> torch.Tensor:
         lab = rgb_to_lab(frame_to_tensor(frame, self.device))
         grid = grid_shape(*frame.shape[:2], self.stride)
         cells = F.adaptive_avg_pool2d(lab, grid)  # area means; the grid covers the frame exactly
@@ -92,7 +92,7 @@ class EfficientNetLite0Features:
         pass
 
     @torch.no_grad()
-    def __call__(self, frame) -> torch.Tensor:
+    def __call__(self, frame, next_frame=None) -> torch.Tensor:
         luminance = rgb_to_lab(frame_to_tensor(frame, self.device))[:, :1]
         grid = grid_shape(*frame.shape[:2], self.stride)
         features = self.backbone(resize_to_grid(luminance, grid, self.stride))["stride8"]
@@ -121,7 +121,7 @@ class XFeatFeatures:
         pass
 
     @torch.no_grad()
-    def __call__(self, frame) -> torch.Tensor:
+    def __call__(self, frame, next_frame=None) -> torch.Tensor:
         rgb = frame_to_tensor(frame, self.device)
         grid = grid_shape(*frame.shape[:2], self.stride, multiple=4)  # 4 cells of 8 = XFeat's 32 px
         descriptors, _, _ = self.model(resize_to_grid(rgb, grid, self.stride))

@@ -16,8 +16,8 @@ propagated through the video by `propagation.track` with the default `Propagatio
 plus the last 5 frames as context, a radius of 12 feature cells, top-10, temperature 0.05), the same
 for every method. Methods: the baselines of `baselines.py` (raw Lab pixels, frozen EfficientNet-Lite0,
 XFeat), and each `--model NAME=PATH`, a `CorrespondencePipeline` folder, through its
-`feature_extractor()` (the encoder at the pipeline's processing size, with DIS flow from the previous
-frame where the model uses motion).
+`feature_extractor()` (the encoder at the pipeline's processing size, with each frame's DIS flow,
+`modeling.frame_flow`, where the model uses motion).
 
 Metrics, over frames 1..T-1 (frame 0 is given):
 

@@ -1,16 +1,18 @@
 """The correspondence encoder of Zhou et al. 2025 ("Leveraging Motion Information for Better
 Self-Supervised Video Correspondence Learning"), sized for a CPU.
 
-`MotionCorrespondenceEncoder` maps a frame's luminance, and the optical flow that brought the
-previous frame to it, to L2-normalized features at stride 4. Matching those features between
+`MotionCorrespondenceEncoder` maps a frame's luminance, and its optical flow to the previous frame
+(`frame_flow`), to L2-normalized features at stride 4. Matching those features between
 frames is the correspondence: trained by reconstructing a frame's colour from other frames
 through their affinity (`objective.py`), used by label propagation (`propagation.py`).
 
 - Luminance only: colour is what training reconstructs, so the encoder never sees it, and the
   features work on grey footage (the colorization pipeline uses them as a backbone).
-- Motion Enhancement Engine (`use_motion`): DIS optical flow (no learned weights) is encoded by a
-  small conv stem and added to the luminance stem's features with a learnable weight, so moving
-  objects stand out in the features.
+- Motion Enhancement Engine (`use_motion`): DIS optical flow (no learned weights), taken relative to
+  the frame's dominant (camera) motion, is encoded by a small conv stem and added to the luminance
+  stem's features with a learnable weight, so moving objects stand out in the features. Every
+  frame gets the same kind of flow (`frame_flows`), the first one included, at training and at
+  propagation alike.
 - A frozen EfficientNet-Lite0 (ImageNet, from its PyPI wheel) adds semantic features at stride 8;
   the trainable CNN brings them to stride 4 with the detail that precise matching needs.
 
@@ -20,6 +22,7 @@ switches of the same config, so a saved model records how it was trained.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import ConfigMixin, ModelMixin
@@ -27,6 +30,7 @@ from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 from ..core.backbones import build_backbone
+from ..core.flow import dis_flow
 
 # Flow is divided by this many pixels before the motion stem: typical motions become O(1).
 FLOW_SCALE = 8.0
@@ -49,10 +53,71 @@ class ResidualBlock(nn.Module):
         return F.relu(hidden + self.body(hidden))
 
 
+def camera_motion(flow: torch.Tensor, step: int = 4, iterations: int = 3) -> torch.Tensor:
+    """The dominant (camera) motion of each frame: the affine flow field (pan, zoom, rotation, shear)
+    that fits `flow` (B, 2, H, W) best -> (B, 2, H, W).
+
+    A robust fit: least squares on every `step`-th pixel, then `iterations` reweighted ones with Cauchy
+    weights (scale: the median residual), so a moving object, whose flow the affine field does not
+    explain, does not pull the fit toward its own motion."""
+    batch, _, height, width = flow.shape
+    ys = torch.linspace(-1, 1, height, device=flow.device, dtype=flow.dtype)
+    xs = torch.linspace(-1, 1, width, device=flow.device, dtype=flow.dtype)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    design = torch.stack([grid_x, grid_y, torch.ones_like(grid_x)], dim=-1)  # (H, W, 3)
+    samples = design[::step, ::step].reshape(-1, 3)  # (N, 3)
+    targets = flow[:, :, ::step, ::step].flatten(2).transpose(1, 2)  # (B, N, 2)
+    weights = torch.ones(batch, samples.shape[0], device=flow.device, dtype=flow.dtype)
+    ridge = 1e-6 * torch.eye(3, device=flow.device, dtype=flow.dtype)
+    for iteration in range(iterations + 1):
+        weighted = samples[None] * weights[..., None]  # (B, N, 3)
+        params = torch.linalg.solve(
+            weighted.transpose(1, 2) @ samples + ridge, weighted.transpose(1, 2) @ targets
+        )
+        if iteration < iterations:
+            residual = (samples[None] @ params - targets).norm(dim=2)  # (B, N)
+            scale = residual.median(dim=1, keepdim=True).values.clamp_min(1e-3)
+            weights = 1.0 / (1.0 + (residual / scale) ** 2)
+    return (design.reshape(-1, 3) @ params).transpose(1, 2).reshape(batch, 2, height, width)
+
+
 def motion_input(flow: torch.Tensor) -> torch.Tensor:
-    """flow (B, 2, H, W) in pixels -> (B, 3, H, W): scaled flow and its magnitude."""
-    scaled = flow / FLOW_SCALE
+    """flow (B, 2, H, W) in pixels -> (B, 3, H, W): scaled flow relative to the frame's camera motion,
+    and its magnitude.
+
+    The camera motion (`camera_motion`, the affine field that explains most of the frame's flow) is
+    subtracted: what moves with the camera gets near-zero motion input whatever the camera does (pan,
+    zoom or turn, speeding up, stopping or wobbling), so the features of a static surface do not
+    change from frame to frame, and what moves on its own (the objects the engine is meant to bring
+    out) stands out."""
+    relative = flow - camera_motion(flow)
+    scaled = relative / FLOW_SCALE
     return torch.cat([scaled, scaled.norm(dim=1, keepdim=True)], dim=1)
+
+
+def frame_flow(
+    frame: np.ndarray, previous: np.ndarray | None = None, following: np.ndarray | None = None
+) -> np.ndarray | None:
+    """The motion input of one uint8 luminance frame (H, W) -> flow (H, W, 2) in pixels: DIS flow from
+    it to the `previous` frame (where each pixel was a frame ago); for a first frame, which has no
+    previous one, the reverse of its flow to the `following` frame (the same quantity under constant
+    velocity); None for a lone frame (no motion)."""
+    if previous is not None:
+        return dis_flow(frame, previous)
+    if following is not None:
+        return -dis_flow(frame, following)
+    return None
+
+
+def frame_flows(frames: list[np.ndarray]) -> list[np.ndarray | None]:
+    """`frame_flow` of every frame of a clip (uint8 luminance (H, W), in order). Every frame, the first
+    one included, gets the same kind of flow, so a surface that moves steadily has the same motion
+    input, and the same features, in all of them: the first frame is the one labels are drawn on in
+    propagation, and zero flow there would make it look unlike the frames that match against it."""
+    return [
+        frame_flow(frame, frames[t - 1] if t > 0 else None, frames[1] if t == 0 and len(frames) > 1 else None)
+        for t, frame in enumerate(frames)
+    ]
 
 
 class MotionCorrespondenceEncoder(ModelMixin, ConfigMixin):
@@ -97,8 +162,9 @@ class MotionCorrespondenceEncoder(ModelMixin, ConfigMixin):
         return self
 
     def forward(self, luminance: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
-        """luminance (B, 1, H, W), L in [0, 100]; flow (B, 2, H, W) in pixels from the previous frame
-        to this one (None or zeros for a first frame); H, W multiples of 16 -> (B, C, H/4, W/4)."""
+        """luminance (B, 1, H, W), L in [0, 100]; flow (B, 2, H, W) in pixels on this frame's grid, where
+        each pixel was in the previous frame (`frame_flows`; None means no motion, as for a single
+        image); H, W multiples of 16 -> (B, C, H/4, W/4)."""
         hidden = self.stem(luminance / 50.0 - 1.0)  # (B, c1, H/2, W/2)
         if self.config.use_motion:
             if flow is None:

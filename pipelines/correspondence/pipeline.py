@@ -5,7 +5,7 @@
     result.points  # (T, N, 2) x, y in pixels
     result.masks   # (T, H, W) label ids
 
-Frames are encoded by the motion-aware encoder (luminance + DIS flow from the previous frame) at
+Frames are encoded by the motion-aware encoder (luminance + DIS flow to the previous frame) at
 `processing_size`, and labels are propagated by feature affinity from frame 0 and the last few
 frames (`propagation.py`). Frames stream: memory holds the context, not the video, and with
 `output_path` an mp4 of the video with the tracked mask and points drawn on it is written as it goes.
@@ -23,11 +23,11 @@ import torch
 from diffusers.utils import BaseOutput
 
 from ..core.colour import frame_to_tensor, luminance_and_ab
-from ..core.flow import dis_flow, luminance_to_u8
+from ..core.flow import luminance_to_u8
 from ..core.hub import HueflowPipeline
 from ..core.resize import processing_shape, resize
 from ..core.video import VideoReader, VideoWriter
-from .modeling import MotionCorrespondenceEncoder
+from .modeling import MotionCorrespondenceEncoder, frame_flow
 from .propagation import PropagationConfig, iter_tracks
 
 
@@ -42,7 +42,9 @@ class CorrespondenceOutput(BaseOutput):
 
 
 class EncoderFeatures:
-    """The encoder as a `FeatureExtractor`: frames of one video in order, flow from the previous one."""
+    """The encoder as a `FeatureExtractor`: frames of one video in order, each with its motion input
+    (`modeling.frame_flow`): the flow to the previous frame, and for the first frame the reverse of
+    its flow to the next one, so the labelled first frame is encoded like every other frame."""
 
     def __init__(self, encoder: MotionCorrespondenceEncoder, processing_size: int, device: torch.device):
         self.encoder, self.processing_size, self.device = encoder, processing_size, device
@@ -51,14 +53,22 @@ class EncoderFeatures:
     def reset(self) -> None:
         self.previous = None
 
-    @torch.no_grad()
-    def __call__(self, frame: np.ndarray) -> torch.Tensor:
+    def _luminance(self, frame: np.ndarray) -> torch.Tensor:
         luminance = luminance_and_ab(frame_to_tensor(frame, self.device))[0]
-        luminance = resize(luminance, processing_shape(*frame.shape[:2], self.processing_size))
-        flow = None
+        return resize(luminance, processing_shape(*frame.shape[:2], self.processing_size))
+
+    @torch.no_grad()
+    def __call__(self, frame: np.ndarray, next_frame: np.ndarray | None = None) -> torch.Tensor:
+        luminance = self._luminance(frame)
         current = luminance_to_u8(luminance)
-        if self.encoder.config.use_motion and self.previous is not None:
-            flow = torch.from_numpy(dis_flow(current, self.previous)).permute(2, 0, 1)[None].to(self.device)
+        flow = None
+        if self.encoder.config.use_motion:
+            following = None
+            if self.previous is None and next_frame is not None:
+                following = luminance_to_u8(self._luminance(next_frame))
+            flow = frame_flow(current, self.previous, following)
+        if flow is not None:
+            flow = torch.from_numpy(flow).permute(2, 0, 1)[None].to(self.device)
         self.previous = current
         return self.encoder(luminance, flow)[0]
 

@@ -13,6 +13,7 @@ Gaussian heatmaps, one channel each, read back by a soft argmax around the peak.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -35,13 +36,15 @@ class PropagationConfig:
 
 
 class FeatureExtractor(Protocol):
-    """Dense features of the frames of one video, in order (some extractors use the previous frame)."""
+    """Dense features of the frames of one video, in order (some extractors use the previous frame, and
+    for the first frame, which has none, the next one)."""
 
     def reset(self) -> None:
         """Forget the previous frame: a new video starts."""
 
-    def __call__(self, frame: np.ndarray) -> torch.Tensor:
-        """RGB uint8 (H, W, 3) -> L2-normalized features (C, h, w) on a grid covering the frame."""
+    def __call__(self, frame: np.ndarray, next_frame: np.ndarray | None = None) -> torch.Tensor:
+        """RGB uint8 (H, W, 3) -> L2-normalized features (C, h, w) on a grid covering the frame.
+        `next_frame` is given with a video's first frame only (None for a one-frame video)."""
 
 
 def mask_to_labels(mask: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
@@ -127,7 +130,10 @@ def iter_tracks(
     frames = iter(frames)
     first_frame = next(frames)
     size = first_frame.shape[:2]
-    first_features = extractor(first_frame)
+    second_frame = next(frames, None)  # read ahead: the first frame's motion is taken toward it
+    if second_frame is not None:
+        frames = itertools.chain([second_frame], frames)
+    first_features = extractor(first_frame, next_frame=second_frame)
     grid = tuple(first_features.shape[-2:])
     channels, ids, num_points = [], None, 0
     if mask is not None:

@@ -25,9 +25,9 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from ..core.colour import AB_SCALE, luminance_and_ab
-from ..core.flow import dis_flow, luminance_to_u8
+from ..core.flow import luminance_to_u8
 from ..core.training import RunBudget, clip_loader, endless, warmup_cosine_schedule
-from .modeling import MotionCorrespondenceEncoder
+from .modeling import MotionCorrespondenceEncoder, frame_flows
 from .objective import reconstruction_loss
 from .pipeline import CorrespondencePipeline
 
@@ -70,14 +70,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def clip_flows(luminance: torch.Tensor) -> torch.Tensor:
-    """luminance (B, T, 1, H, W) -> flow (B, T, 2, H, W): for frame t, on its grid, where each pixel
-    was in frame t-1 (DIS); zero for frame 0, as for the first frame of a video at inference."""
+    """luminance (B, T, 1, H, W) -> flow (B, T, 2, H, W): each frame's motion input (`frame_flows`),
+    computed as at propagation: where each pixel was in the previous frame, and for frame 0 the
+    reverse of its flow to frame 1."""
     batch, num_frames = luminance.shape[:2]
     flows = torch.zeros(batch, num_frames, 2, *luminance.shape[-2:])
     for b in range(batch):
         frames = [luminance_to_u8(luminance[b, t]) for t in range(num_frames)]
-        for t in range(1, num_frames):
-            flows[b, t] = torch.from_numpy(dis_flow(frames[t], frames[t - 1])).permute(2, 0, 1)
+        for t, flow in enumerate(frame_flows(frames)):
+            if flow is not None:
+                flows[b, t] = torch.from_numpy(flow).permute(2, 0, 1)
     return flows.to(luminance.device)
 
 
