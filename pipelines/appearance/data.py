@@ -1,0 +1,211 @@
+"""Proxy pairs for the Hero stage, built from single colour images (Zero-to-Hero's training signal).
+
+A proxy is made from one image and an edit of it: the image and its edited version are moved along
+the same random camera path (`colorization.data.random_camera_path` on the two stacked), so frame 0
+is the anchor (original and edited) and the later frames are targets whose true edited version is
+known. The Zero stage runs from the anchor onto the targets (`zero_stage_batch`), and the restorer
+learns to map that result to the truth.
+
+Pre-training draws random edits (`random_edit`) on many offline photos; per-video fine-tuning uses
+the user's own anchor and edit. The edits cover what users do in an image editor: recolour one
+colour range ("reds to blue"), recolour a region, grade the whole image, paint a pattern on a region.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..colorization.data import random_camera_path
+from ..core.colour import lab_to_rgb, rgb_to_lab
+from ..core.resize import resize
+from ..core.video import IMAGE_EXTENSIONS
+from .modeling import (
+    AppearanceFeatureEncoder,
+    FrameState,
+    ZeroStageConfig,
+    anchor_state,
+    encode_anchor,
+    zero_stage_step,
+)
+
+EDIT_KINDS = ("colour_range", "region", "grade", "texture")
+
+
+# -- edits ------------------------------------------------------------------------------------------
+
+
+def blob_mask(height: int, width: int, rng: random.Random) -> torch.Tensor:
+    """A soft ellipse (1, H, W) in [0, 1] covering 5-30 % of the image, its edge a few pixels wide."""
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, height), torch.linspace(-1, 1, width), indexing="ij")
+    centre_x, centre_y = rng.uniform(-0.5, 0.5), rng.uniform(-0.5, 0.5)
+    radius_x, radius_y = rng.uniform(0.2, 0.55), rng.uniform(0.2, 0.55)
+    angle = rng.uniform(0, math.pi)
+    cos, sin = math.cos(angle), math.sin(angle)
+    u = ((xx - centre_x) * cos + (yy - centre_y) * sin) / radius_x
+    v = (-(xx - centre_x) * sin + (yy - centre_y) * cos) / radius_y
+    distance = torch.sqrt(u * u + v * v)
+    softness = rng.uniform(0.02, 0.15)
+    return ((1 + softness - distance) / (2 * softness)).clamp(0, 1)[None]
+
+
+def recolour_lab(lab: torch.Tensor, angle: float, chroma: float, lightness: float) -> torch.Tensor:
+    """Lab (3, H, W): rotate ab by `angle`, scale it by `chroma`, shift L by `lightness`."""
+    cos, sin = math.cos(angle), math.sin(angle)
+    a, b = lab[1], lab[2]
+    return torch.stack(
+        [(lab[0] + lightness).clamp(0, 100), chroma * (cos * a - sin * b), chroma * (sin * a + cos * b)]
+    )
+
+
+def stripes(height: int, width: int, rng: random.Random) -> torch.Tensor:
+    """A two-colour pattern (3, H, W): stripes or a checkerboard at a random angle and period."""
+    yy, xx = torch.meshgrid(torch.arange(height).float(), torch.arange(width).float(), indexing="ij")
+    angle, period = rng.uniform(0, math.pi), rng.uniform(6, 24)
+    u = (xx * math.cos(angle) + yy * math.sin(angle)) / period
+    pattern = (torch.sin(2 * math.pi * u) > 0).float()
+    if rng.random() < 0.5:
+        w = (-xx * math.sin(angle) + yy * math.cos(angle)) / period
+        pattern = (pattern + (torch.sin(2 * math.pi * w) > 0).float()) % 2
+    first, second = torch.rand(3, 1, 1), torch.rand(3, 1, 1)
+    return first * pattern + second * (1 - pattern)
+
+
+def random_edit(image: torch.Tensor, rng: random.Random, kind: str | None = None) -> torch.Tensor:
+    """A random edit of `image` (3, H, W) RGB in [0, 1] -> (3, H, W), of one of `EDIT_KINDS`."""
+    kind = kind or rng.choice(EDIT_KINDS)
+    height, width = image.shape[-2:]
+    lab = rgb_to_lab(image[None])[0]
+    angle = rng.uniform(0.5, math.pi) * rng.choice((-1, 1))
+    chroma, lightness = rng.uniform(0.6, 1.6), rng.uniform(-15, 15)
+    if kind == "colour_range":  # recolour the pixels near one colour, as a hue-selective tool does
+        y, x = rng.randrange(height), rng.randrange(width)
+        key = lab[1:, y, x][:, None, None]
+        spread = rng.uniform(12, 30)
+        weight = torch.exp(-((lab[1:] - key) ** 2).sum(0, keepdim=True) / (2 * spread**2))
+        if lab[1:, y, x].norm() < 8:  # a grey key would select every grey pixel: push chroma instead
+            lab = lab.clone()
+            lab[1:] = lab[1:] + torch.tensor([rng.uniform(-40, 40), rng.uniform(-40, 40)])[:, None, None]
+        edited = lab_to_rgb(recolour_lab(lab, angle, chroma, lightness)[None])[0]
+        return weight * edited + (1 - weight) * image
+    if kind == "region":
+        mask = blob_mask(height, width, rng)
+        shifted = lab.clone()
+        shifted[1:] = shifted[1:] + torch.tensor([rng.uniform(-30, 30), rng.uniform(-30, 30)])[:, None, None]
+        edited = lab_to_rgb(recolour_lab(shifted, angle, chroma, lightness)[None])[0]
+        return mask * edited + (1 - mask) * image
+    if kind == "grade":
+        matrix = torch.eye(3) + torch.empty(3, 3).uniform_(-0.15, 0.15)
+        offset = torch.empty(3, 1, 1).uniform_(-0.06, 0.06)
+        graded = torch.einsum("ij,jhw->ihw", matrix, image) + offset
+        return graded.clamp(0, 1) ** rng.uniform(0.75, 1.35)
+    if kind == "texture":  # paint a pattern on a region, keeping the region's shading
+        mask = blob_mask(height, width, rng) * rng.uniform(0.6, 1.0)
+        shading = lab[:1] / lab[:1].mean().clamp(min=1.0)
+        painted = (stripes(height, width, rng) * shading.clamp(0.3, 1.7)).clamp(0, 1)
+        return mask * painted + (1 - mask) * image
+    raise ValueError(f"Unknown edit kind {kind!r}; choose one of {EDIT_KINDS}.")
+
+
+# -- proxy clips ------------------------------------------------------------------------------------
+
+
+def proxy_clip(
+    original: torch.Tensor, edited: torch.Tensor, num_frames: int, size: int, strength: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """original, edited (3, H, W) -> the two moved along one random camera path, each (T, 3, size, size);
+    frame 0 is the anchor."""
+    clip = random_camera_path(torch.cat([original, edited]), num_frames, size, strength)  # (T, 6, S, S)
+    return clip[:, :3].clamp(0, 1), clip[:, 3:].clamp(0, 1)
+
+
+def load_rgb(path: Path) -> torch.Tensor:
+    """(3, H, W) float in [0, 1]."""
+    array = np.asarray(PIL.Image.open(path).convert("RGB")).copy()
+    return torch.from_numpy(array).permute(2, 0, 1).float() / 255.0
+
+
+class ProxyPairs(Dataset):
+    """Proxy clips of random edits of the images under `roots` (any image file, searched recursively:
+    the stills and clip frames that `python -m pipelines.colorization.train --prepare-data` exports).
+    Items: (original, edited), each (T, 3, size, size); frame 0 is the anchor."""
+
+    def __init__(
+        self,
+        roots: list[str | os.PathLike],
+        num_frames: int = 3,
+        size: int = 128,
+        samples_per_epoch: int = 10000,
+        frames_per_clip: int = 8,
+    ) -> None:
+        self.num_frames, self.size, self.samples_per_epoch = num_frames, size, samples_per_epoch
+        self.paths: list[Path] = []
+        for root in map(Path, roots):
+            files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+            by_folder: dict[Path, list[Path]] = {}
+            for path in files:
+                by_folder.setdefault(path.parent, []).append(path)
+            for folder, paths in by_folder.items():
+                if folder.name.startswith("stills"):
+                    self.paths += paths
+                else:  # a clip: a few evenly spaced frames, its frames look alike
+                    picks = np.linspace(0, len(paths) - 1, min(frames_per_clip, len(paths))).round()
+                    self.paths += [paths[int(i)] for i in picks]
+        if not self.paths:
+            raise ValueError(f"No images found under {roots}")
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = load_rgb(random.choice(self.paths))
+        if min(image.shape[-2:]) > 2 * self.size:  # the camera window is 45-90 % of the short side
+            scale = 2 * self.size / min(image.shape[-2:])
+            image = resize(image[None], (round(image.shape[1] * scale), round(image.shape[2] * scale)))[0]
+        edited = random_edit(image, random)
+        return proxy_clip(image, edited, self.num_frames, self.size)
+
+
+@torch.no_grad()
+def zero_stage_batch(
+    encoder: AppearanceFeatureEncoder,
+    originals: torch.Tensor,
+    editeds: torch.Tensor,
+    config: ZeroStageConfig,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the Zero stage on proxy clips as the pipeline does: frame 0 is the anchor, frames 1.. are
+    processed in order, each also attending to the previous one.
+
+    originals, editeds (B, T, 3, S, S), S a multiple of 16 -> Zero-stage frames, input frames and true
+    edited frames of frames 1.., each (B * (T - 1), 3, S, S)."""
+    zero, targets, truths = [], [], []
+    for original, edited in zip(originals, editeds, strict=True):
+        anchor = encode_anchor(encoder, original[:1], edited[:1], config)
+        previous: FrameState = anchor_state(anchor)
+        for index in range(1, original.shape[0]):
+            target = original[index : index + 1]
+            output, previous = zero_stage_step(encoder, target, anchor, previous, config)
+            zero.append(output)
+            targets.append(target)
+            truths.append(edited[index : index + 1])
+    return torch.cat(zero), torch.cat(targets), torch.cat(truths)
+
+
+def restoration_loss(restored: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """L1 on RGB plus L1 on the image gradients (the Zero stage's blur is what the restorer removes)."""
+
+    def gradients(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return image[..., 1:, :] - image[..., :-1, :], image[..., :, 1:] - image[..., :, :-1]
+
+    loss = F.l1_loss(restored, truth)
+    for mine, theirs in zip(gradients(restored), gradients(truth), strict=True):
+        loss = loss + 0.5 * F.l1_loss(mine, theirs)
+    return loss

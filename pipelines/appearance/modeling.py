@@ -1,0 +1,455 @@
+"""Zero-to-Hero (Su et al., 2025) model components, sized for a CPU.
+
+**Zero stage** (no training). The user's edit is kept as a *change* at full resolution, never as
+raw pixel values: a per-pixel local colour map fitted between the original and the edited anchor
+(`fit_colour_map`: in each small window, edited - original ~ M @ original + c, ridge-regularized
+towards "no change") plus the remainder it misses (a painted pattern). Each target frame finds where
+its pixels sit in the anchor (`zero_stage_step`):
+
+1. correspondence-restricted cross-image attention (`zero_stage_readout`): queries are the target's
+   features, keys the ORIGINAL anchor's features, each query keeps its top-k anchor matches at k/4, k
+   and 4k; its values are the edit's colour maps at the feature stride and the anchor positions;
+2. attention to the previous frame at full resolution (dense matching of raw luminance, DIS flow or
+   block matching, `core/edit_propagation.py`): where it is confident, the previous output frame's
+   anchor positions are copied; elsewhere the attention's positions are taken;
+3. re-anchoring: the target is matched once more against the anchor warped by those positions, so
+   drift does not accumulate along the chain.
+
+The edit is then read from the anchor ONCE per frame at those positions (its colour map applied to the
+target's own pixels, plus its remainder), so no frame is a resampling of a resampled frame and nothing
+blurs frame after frame; where even the re-anchored match fails, the attention's colour map is applied
+instead. Where the edit changed nothing the colour map and remainder are exactly zero, so the output is
+exactly the input.
+
+Features come from `AppearanceFeatureEncoder`: a frozen backbone of `core/backbones.py`; by default
+hueflow's motion-aware correspondence encoder at stride 4 (weights from checkpoints/mer-correspondence),
+or any backbone's stride-8 features.
+
+**Hero stage**: `HeroRestorer`, a small U-Net that maps the Zero-stage frame and the input frame to a
+correction of the Zero-stage frame. The correction is gated by where the Zero stage changed the frame
+(dilated), so it never touches a part of the frame that the edit left alone. Trained on proxy pairs
+(`data.py`), pre-trained on many offline photos and optionally fine-tuned per video.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
+from kornia.filters import box_blur
+from torch import nn
+
+from ..core.backbones import build_backbone
+from ..core.colour import luminance_and_ab
+from ..core.edit_propagation import dense_displacement, patch_cost, pixel_grid, sample_at
+from ..core.resize import resize
+
+# Channels of a local colour map: a 3x3 matrix M (row-major) and an offset c.
+COLOUR_MAP_CHANNELS = 12
+
+
+@dataclass(frozen=True)
+class ZeroStageConfig:
+    top_k: int = 16  # the middle k; k/4 and 4k are fused with it
+    temperature: float = 0.05  # softmax temperature on the cosine affinity of L2-normalized features
+    colour_map_radius: int = (
+        4  # half-size in processing pixels of the window each local colour map is fitted on
+    )
+    colour_map_eps: float = (
+        1e-3  # ridge on the colour covariance (RGB in [0, 1]): small = sharper colour maps
+    )
+    previous_radius: int = 3  # `zero_stage_readout` with a previous frame: window half-size, in cells
+    previous_log_weight: float = 0.0  # added to the previous frame's logits (< 0 trusts the anchor more)
+    query_rows: int = 16  # query rows per band of the anchor attention (bounds its memory)
+    edit_radius: int = 2  # half-size in pixels of the window of the full-resolution colour map
+    edit_eps: float = 1e-3  # its ridge (large: the edit is carried as a plain per-pixel difference)
+    matcher: str = "dis"  # dense matching to the previous frame and the anchor: "dis" or "block"
+    match_radius: int = 3  # "block": search radius in pixels at each pyramid level
+    match_block: int = 2  # "block": cell size (patches are 3x the cell)
+    match_patch: int = 7  # patch side of the match cost that decides where a match is trusted
+    match_threshold: float = 0.05  # mean squared (L/100) patch difference below which a match is chained
+    fallback_threshold: float = 0.1  # ... above which the attention's colour map replaces the matched edit
+
+    def fused_ks(self) -> tuple[int, ...]:
+        return tuple(sorted({max(1, self.top_k // 4), self.top_k, 4 * self.top_k}))
+
+
+# -- features -------------------------------------------------------------------------------------
+
+
+class AppearanceFeatureEncoder(ModelMixin, ConfigMixin):
+    """Luminance -> L2-normalized matching features, from a frozen backbone of `core/backbones.py`.
+
+    `feature_stride=4` is available with the "mer-correspondence" backbone (its encoder's own grid);
+    every backbone gives stride 8 (the backbone's "stride8" map)."""
+
+    @register_to_config
+    def __init__(
+        self,
+        backbone: str = "mer-correspondence",
+        backbone_config: dict | None = None,
+        feature_stride: int = 4,
+    ) -> None:
+        super().__init__()
+        if feature_stride not in (4, 8):
+            raise ValueError(f"feature_stride must be 4 or 8, got {feature_stride}.")
+        if feature_stride == 4 and backbone != "mer-correspondence":
+            raise ValueError(f"feature_stride=4 needs the 'mer-correspondence' backbone, not {backbone!r}.")
+        self.frozen_backbone = build_backbone(backbone, backbone_config)
+        self.frozen_backbone.requires_grad_(False).eval()
+
+    @property
+    def stride(self) -> int:
+        return self.config.feature_stride
+
+    def load_pretrained_backbone(self, path: str | None = None) -> None:
+        self.frozen_backbone.load_pretrained_weights(path)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.frozen_backbone.eval()  # frozen: batch-norm statistics stay the pretrained ones
+        return self
+
+    @torch.no_grad()
+    def forward(self, luminance: torch.Tensor) -> torch.Tensor:
+        """luminance (B, 1, H, W), L in [0, 100], H and W multiples of 16 -> (B, C, H/s, W/s)."""
+        if self.config.feature_stride == 4:
+            features = self.frozen_backbone.encoder(luminance)  # no flow: frames are matched one by one
+        else:
+            features = self.frozen_backbone(luminance)["stride8"]
+        return F.normalize(features, dim=1)
+
+
+# -- the edit as a local colour map ------------------------------------------------------------
+
+
+def fit_colour_map(
+    original: torch.Tensor, edited: torch.Tensor, stride: int, radius: int, eps: float
+) -> torch.Tensor:
+    """The edit as local colour maps on the feature grid.
+
+    original, edited (B, 3, H, W) RGB in [0, 1], H and W multiples of `stride` -> coefficients
+    (B, 12, H/stride, W/stride): per position M (9, row-major) and c (3) with
+    edited - original ~ M @ original + c over a (2 radius + 1)-pixel window (widened by the stride's
+    averaging). Ridge regression towards M = 0: an unchanged window gives exactly zero coefficients.
+    """
+    batch, _, height, width = original.shape
+    delta = edited - original
+    kernel = (2 * radius + 1, 2 * radius + 1)
+
+    def local_mean(tensor: torch.Tensor) -> torch.Tensor:  # (B, K, H, W) -> (B, K, H/s, W/s)
+        return F.avg_pool2d(box_blur(tensor, kernel, border_type="replicate"), stride)
+
+    mean_original = local_mean(original)  # (B, 3, h, w)
+    mean_delta = local_mean(delta)
+    products = torch.cat(
+        [original[:, i : i + 1] * original for i in range(3)]
+        + [delta[:, i : i + 1] * original for i in range(3)],
+        dim=1,
+    )  # (B, 18, H, W): o_i o_j, then d_i o_j
+    moments = local_mean(products).view(batch, 2, 3, 3, *mean_original.shape[-2:])
+    outer_original = mean_original[:, :, None] * mean_original[:, None]  # (B, 3, 3, h, w)
+    covariance = moments[:, 0] - outer_original
+    cross = moments[:, 1] - mean_delta[:, :, None] * mean_original[:, None]  # cov(d_i, o_j)
+    # Per position: M = cross @ (covariance + eps I)^-1, i.e. M^T = solve(covariance + eps I, cross^T).
+    covariance = covariance.permute(0, 3, 4, 1, 2) + eps * torch.eye(3, device=original.device)
+    cross = cross.permute(0, 3, 4, 1, 2)  # (B, h, w, 3, 3)
+    matrix = torch.linalg.solve(covariance, cross.transpose(-1, -2)).transpose(-1, -2)  # (B, h, w, 3, 3)
+    matrix = matrix.permute(0, 3, 4, 1, 2)  # (B, 3, 3, h, w)
+    offset = mean_delta - torch.einsum("bijhw,bjhw->bihw", matrix, mean_original)
+    return torch.cat([matrix.flatten(1, 2), offset], dim=1)
+
+
+def apply_colour_map(coefficients: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+    """coefficients (B, 12, h, w) on any grid covering the frame, rgb (B, 3, H, W) in [0, 1] ->
+    rgb + M @ rgb + c (B, 3, H, W), clipped to [0, 1]. The coefficients are upsampled bilinearly."""
+    if coefficients.shape[-2:] != rgb.shape[-2:]:
+        coefficients = F.interpolate(coefficients, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
+    matrix = coefficients[:, :9].unflatten(1, (3, 3))  # (B, 3, 3, H, W)
+    change = torch.einsum("bijhw,bjhw->bihw", matrix, rgb) + coefficients[:, 9:]
+    return (rgb + change).clamp(0, 1)
+
+
+# -- Zero stage: correspondence-restricted cross-image attention ----------------------------------
+
+
+def _previous_window(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, radius: int, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and values of each query's (2r+1)^2 window in the previous frame.
+
+    query, key (C, h, w), value (V, h, w) -> logits (h*w, K) (-inf outside the frame), values (V, h*w, K).
+    One shifted product per offset: memory stays at (K, h, w) rather than an unfolded (C, K, h, w)."""
+    height, width = query.shape[-2:]
+    padded_key = F.pad(key, (radius,) * 4)
+    padded_value = F.pad(value, (radius,) * 4)
+    inside = F.pad(torch.ones(1, height, width, dtype=torch.bool, device=query.device), (radius,) * 4)
+    window = 2 * radius + 1
+    logits, values = [], []
+    for dy in range(window):
+        for dx in range(window):
+            crop = (slice(None), slice(dy, dy + height), slice(dx, dx + width))
+            logit = (query * padded_key[crop]).sum(0) / temperature  # (h, w)
+            logits.append(logit.masked_fill(~inside[crop][0], float("-inf")))
+            values.append(padded_value[crop])
+    return torch.stack(logits, -1).view(height * width, -1), torch.stack(values, -1).view(
+        value.shape[0], -1, len(values)
+    )
+
+
+def zero_stage_readout(
+    query: torch.Tensor,
+    anchor_key: torch.Tensor,
+    anchor_value: torch.Tensor,
+    config: ZeroStageConfig,
+    previous_key: torch.Tensor | None = None,
+    previous_value: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The anchor's values read at every position of a target frame.
+
+    query (C, h, w): target features; anchor_key (C, ha, wa): ORIGINAL anchor features; anchor_value
+    (V, ha, wa): the EDITED anchor's values (colour-map coefficients); previous_key (C, h, w) and
+    previous_value (V, h, w): the previous output frame, or None -> (V, h, w).
+
+    Each query keeps its top-4k anchor matches (one `topk`, sorted); for each k in `config.fused_ks()`
+    one softmax runs over its k best anchor logits together with its previous-frame window (so a
+    confident anchor match and a confident temporal match compete on the same scale), and the readouts
+    are averaged. Queries go `config.query_rows` rows at a time against the whole anchor.
+    """
+    channels, height, width = query.shape
+    keys = anchor_key.reshape(channels, -1)  # (C, N)
+    values = anchor_value.reshape(anchor_value.shape[0], -1)  # (V, N)
+    queries = query.reshape(channels, -1)  # (C, M)
+    ks = [min(k, keys.shape[1]) for k in config.fused_ks()]
+    previous_logits = previous_values = None
+    if previous_key is not None and previous_value is not None:
+        previous_logits, previous_values = _previous_window(
+            query, previous_key, previous_value, config.previous_radius, config.temperature
+        )
+        previous_logits = previous_logits + config.previous_log_weight
+    outputs = []
+    band = config.query_rows * width
+    for start in range(0, height * width, band):
+        stop = min(start + band, height * width)
+        logits = queries[:, start:stop].T @ keys / config.temperature  # (m, N)
+        top_logits, index = logits.topk(max(ks), dim=1)  # (m, 4k), best first
+        picked = values[:, index]  # (V, m, 4k)
+        fused = 0.0
+        for k in ks:
+            band_logits, band_values = top_logits[:, :k], picked[..., :k]
+            if previous_logits is not None:
+                band_logits = torch.cat([band_logits, previous_logits[start:stop]], dim=1)
+                band_values = torch.cat([band_values, previous_values[:, start:stop]], dim=2)
+            weights = torch.softmax(band_logits, dim=1)  # (m, k [+ K])
+            fused = fused + (band_values * weights).sum(dim=2)  # (V, m)
+        outputs.append(fused / len(ks))
+    return torch.cat(outputs, dim=1).view(-1, height, width)
+
+
+def colour_map_change(coefficients: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+    """coefficients (B, 12, H, W) at rgb's resolution, rgb (B, 3, H, W) -> the change M @ rgb + c."""
+    matrix = coefficients[:, :9].unflatten(1, (3, 3))
+    return torch.einsum("bijhw,bjhw->bihw", matrix, rgb) + coefficients[:, 9:]
+
+
+def _confidence(cost: torch.Tensor, threshold: float) -> torch.Tensor:
+    """1 where a match's cost is below `threshold`, 0 above twice it, linear between."""
+    return ((2 * threshold - cost) / threshold).clamp(0, 1)
+
+
+def _cell_positions(height: int, width: int, grid: tuple[int, int], device) -> torch.Tensor:
+    """(2, h, w): the (x, y) centre, in pixels of an (height, width) frame, of each cell of an (h, w) grid."""
+    cell_h, cell_w = grid
+    ys = (torch.arange(cell_h, dtype=torch.float32, device=device) + 0.5) * height / cell_h - 0.5
+    xs = (torch.arange(cell_w, dtype=torch.float32, device=device) + 0.5) * width / cell_w - 0.5
+    return torch.stack(torch.meshgrid(xs, ys, indexing="xy"))
+
+
+@dataclass
+class AnchorEdit:
+    """The edited anchor, prepared once: what the cross-image attention reads (on the feature grid) and
+    the edit at full resolution (what confident correspondences read)."""
+
+    features: torch.Tensor  # (C, h, w) L2-normalized matching features of the ORIGINAL anchor
+    values: torch.Tensor  # (15, h, w): colour map at the feature stride (12), cell centre (x, y), |x|^2
+    luminance: torch.Tensor  # (1, 1, H, W) L / 100 of the original anchor: the block matching's key
+    coefficients: torch.Tensor  # (1, 12, H, W) local colour map of the edit, fitted per pixel
+    remainder: torch.Tensor  # (1, 3, H, W) what the colour map misses: edited - (original + change)
+
+
+@dataclass
+class FrameState:
+    """What an output frame leaves for the next one: where each of its pixels sits in the anchor."""
+
+    luminance: torch.Tensor  # (1, 1, H, W) L / 100 of the input frame
+    positions: torch.Tensor  # (1, 2, H, W) (x, y) in anchor pixels
+    weight: torch.Tensor  # (1, 1, H, W) in [0, 1]: how far the position is trusted
+
+
+def _luminance(rgb: torch.Tensor) -> torch.Tensor:
+    return luminance_and_ab(rgb)[0] / 100.0
+
+
+def encode_anchor(
+    encoder: AppearanceFeatureEncoder,
+    original: torch.Tensor,
+    edited: torch.Tensor,
+    config: ZeroStageConfig,
+    processing_size: tuple[int, int] | None = None,
+) -> AnchorEdit:
+    """original, edited (1, 3, H, W) RGB in [0, 1] at the video's resolution -> the anchor's features (of
+    the ORIGINAL frame, at `processing_size`, default (H, W), multiples of 16) and the edit: colour maps
+    at the feature stride for the attention, and per pixel (+ the remainder they miss) at full size."""
+    height, width = original.shape[-2:]
+    processing_size = processing_size or (height, width)
+    small_original, small_edited = resize(original, processing_size), resize(edited, processing_size)
+    features = encoder(luminance_and_ab(small_original)[0])[0]
+    coarse = fit_colour_map(
+        small_original, small_edited, encoder.stride, config.colour_map_radius, config.colour_map_eps
+    )[0]
+    centres = _cell_positions(height, width, tuple(coarse.shape[-2:]), original.device)
+    values = torch.cat([coarse, centres, (centres**2).sum(0, keepdim=True)])
+    coefficients = fit_colour_map(original, edited, 1, config.edit_radius, config.edit_eps)
+    remainder = edited - original - colour_map_change(coefficients, original)
+    return AnchorEdit(features, values, _luminance(original), coefficients, remainder)
+
+
+def anchor_state(anchor: AnchorEdit) -> FrameState:
+    """The anchor frame itself: every pixel at its own position, fully trusted."""
+    height, width = anchor.luminance.shape[-2:]
+    return FrameState(
+        anchor.luminance,
+        pixel_grid(height, width, anchor.luminance.device),
+        torch.ones_like(anchor.luminance),
+    )
+
+
+def zero_stage_step(
+    encoder: AppearanceFeatureEncoder,
+    target: torch.Tensor,
+    anchor: AnchorEdit,
+    previous: FrameState | None,
+    config: ZeroStageConfig,
+    processing_size: tuple[int, int] | None = None,
+) -> tuple[torch.Tensor, FrameState]:
+    """One target frame through the Zero stage: target (1, 3, H, W) RGB in [0, 1] at the video's
+    resolution (features at `processing_size`, default (H, W)) -> the edited frame (1, 3, H, W) and the
+    frame's state for the next one.
+
+    1. Cross-image attention (`zero_stage_readout`, top-k at k/4, k, 4k): target features as queries, the
+       ORIGINAL anchor's features as keys; values: the edit's colour maps and the anchor positions
+       themselves, so every position gets a (coarse) anchor position and a colour map.
+    2. Attention to the previous frame (the anchor for the first frame processed) by dense matching of
+       raw luminance at full resolution (`dense_displacement`: DIS flow, or block matching): where the
+       match is confident (`patch_cost`), the previous frame's anchor positions are copied; elsewhere
+       the attention's positions are used.
+    3. Those positions are refined against the anchor itself (the target matched against the anchor
+       warped by them), at full resolution: drift never accumulates along the chain.
+    4. Where the refined match is confident, the edit is read from the anchor at full resolution there:
+       its per-pixel colour map applied to the target's own pixels, plus its remainder; elsewhere (content
+       the anchor does not show) the attention's colour map is applied to the target's pixels.
+    """
+    height, width = target.shape[-2:]
+    processing_size = processing_size or (height, width)
+    features = encoder(luminance_and_ab(resize(target, processing_size))[0])[0]
+    readout = zero_stage_readout(features, anchor.features, anchor.values, config)[None]  # (1, 15, h, w)
+    readout = F.interpolate(readout, size=(height, width), mode="bilinear", align_corners=False)
+    attended_map, attended_positions = readout[:, :12], readout[:, 12:14]
+
+    luminance = _luminance(target)
+    grid = pixel_grid(height, width, target.device)
+
+    def match(other: torch.Tensor) -> torch.Tensor:
+        return dense_displacement(luminance, other, config.matcher, config.match_radius, config.match_block)
+
+    previous = previous if previous is not None else anchor_state(anchor)
+    moved = grid + match(previous.luminance)
+    cost = patch_cost(luminance, sample_at(previous.luminance, moved), config.match_patch)
+    chained_weight = sample_at(previous.weight, moved) * _confidence(cost, config.match_threshold)
+    initial = torch.where(chained_weight > 0.5, sample_at(previous.positions, moved), attended_positions)
+    # Re-anchoring: match the target against the anchor brought onto its grid by those positions.
+    refined = grid + match(sample_at(anchor.luminance, initial))
+    positions = sample_at(initial, refined)
+    cost = patch_cost(luminance, sample_at(anchor.luminance, positions), config.match_patch)
+    weight = _confidence(cost, config.match_threshold)
+    matched = _confidence(cost, config.fallback_threshold)
+    matched_change = colour_map_change(sample_at(anchor.coefficients, positions), target) + sample_at(
+        anchor.remainder, positions
+    )
+    attended_change = colour_map_change(attended_map, target)
+    output = (target + matched * matched_change + (1 - matched) * attended_change).clamp(0, 1)
+    return output, FrameState(luminance, positions, weight)
+
+
+# -- Hero stage -----------------------------------------------------------------------------------
+
+
+def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride, 1), nn.GroupNorm(4, out_channels), nn.SiLU()
+    )
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv_block(channels, channels), nn.Conv2d(channels, channels, 3, 1, 1))
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden + self.body(hidden)
+
+
+def change_gate(zero: torch.Tensor, target: torch.Tensor, threshold: float, dilation: int) -> torch.Tensor:
+    """Where the Zero stage changed the frame: (B, 1, H, W) in [0, 1], 0 wherever no pixel within
+    `dilation` // 2 changed, 1 where a change reaches `threshold` (RGB in [0, 1])."""
+    change = (zero - target).abs().amax(dim=1, keepdim=True)
+    change = F.max_pool2d(change, dilation, stride=1, padding=dilation // 2)
+    return (change / threshold).clamp(0, 1)
+
+
+class HeroRestorer(ModelMixin, ConfigMixin):
+    """Restores a Zero-stage frame: (Zero-stage frame, input frame) -> corrected frame, full resolution.
+
+    A three-level U-Net (strides 1, 2, 4) predicts a correction that is added to the Zero-stage frame
+    only where the Zero stage changed it (`change_gate`): unedited parts pass through untouched. The
+    output layer starts at zero, so an untrained restorer returns the Zero-stage frame."""
+
+    @register_to_config
+    def __init__(
+        self,
+        hidden_channels: tuple[int, int, int] = (16, 32, 48),
+        num_residual_blocks: int = 2,
+        gate_threshold: float = 4.0 / 255.0,
+        gate_dilation: int = 9,
+    ) -> None:
+        super().__init__()
+        c1, c2, c3 = hidden_channels
+        self.stem = nn.Sequential(conv_block(9, c1), conv_block(c1, c1))  # stride 1
+        self.down1 = conv_block(c1, c2, 2)  # stride 2
+        self.down2 = conv_block(c2, c3, 2)  # stride 4
+        self.middle = nn.Sequential(*[ResidualBlock(c3) for _ in range(num_residual_blocks)])
+        self.up2 = conv_block(c3 + c2, c2)
+        self.up1 = conv_block(c2 + c1, c1)
+        self.head = nn.Conv2d(c1, 3, 3, 1, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, zero: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """zero, target (B, 3, H, W) RGB in [0, 1] -> restored (B, 3, H, W) in [0, 1]."""
+        height, width = zero.shape[-2:]
+        pad = (0, (-width) % 4, 0, (-height) % 4)
+        inputs = torch.cat([zero, target, zero - target], dim=1) * 2 - 1
+        inputs = F.pad(inputs, pad, mode="replicate")
+        skip1 = self.stem(inputs)  # (B, c1, H, W)
+        skip2 = self.down1(skip1)  # (B, c2, H/2, W/2)
+        hidden = self.middle(self.down2(skip2))  # (B, c3, H/4, W/4)
+        hidden = F.interpolate(hidden, size=skip2.shape[-2:], mode="bilinear", align_corners=False)
+        hidden = self.up2(torch.cat([hidden, skip2], dim=1))
+        hidden = F.interpolate(hidden, size=skip1.shape[-2:], mode="bilinear", align_corners=False)
+        hidden = self.up1(torch.cat([hidden, skip1], dim=1))
+        correction = self.head(hidden)[..., :height, :width]
+        gate = change_gate(zero, target, self.config.gate_threshold, self.config.gate_dilation)
+        return (zero + gate * correction).clamp(0, 1)

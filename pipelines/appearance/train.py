@@ -1,0 +1,162 @@
+"""Pre-train the Hero stage's restorer with accelerate (CPU, one GPU or many: `accelerate launch -m ...`).
+
+    python -m pipelines.colorization.train --prepare-data data/colorization      # offline photos and clips
+    python -m pipelines.appearance.train --data data/colorization --output-dir runs/zero2hero-lite
+
+Each step takes a batch of proxy clips (`data.ProxyPairs`: a random edit of an offline photo or clip
+frame, the photo and its edit moved along one random camera path), runs the Zero stage from the edited
+anchor onto the later frames exactly as the pipeline does (`data.zero_stage_batch`, frozen features, no
+gradients), and trains the restorer to map the result to the truth (L1 + gradient L1). Only the
+restorer is trained. Checkpoints are whole pipeline folders (`save_pretrained`: the feature encoder with
+its frozen backbone weights, and the restorer) plus the accelerate state, so `--resume` continues a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+
+from ..core.backbones import BACKBONES
+from ..core.hub import resolve_pretrained_path
+from ..core.training import RunBudget, endless, warmup_cosine_schedule
+from ..correspondence.modeling import MotionCorrespondenceEncoder
+from .data import ProxyPairs, restoration_loss, zero_stage_batch
+from .modeling import AppearanceFeatureEncoder, HeroRestorer
+from .pipeline import ZeroToHeroPipeline
+
+logger = logging.getLogger(__name__)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", nargs="+", required=True, help="folders of images (stills/ and clip frames)"
+    )
+    parser.add_argument("--output-dir", default="runs/zero2hero-lite")
+    parser.add_argument("--init-from", help="start from this saved ZeroToHeroPipeline folder")
+    parser.add_argument("--resume", action="store_true", help="continue from the state in --output-dir")
+    parser.add_argument("--backbone", default="mer-correspondence", choices=list(BACKBONES))
+    parser.add_argument(
+        "--backbone-path",
+        help="weights of the backbone: a CorrespondencePipeline folder for mer-correspondence (default "
+        "checkpoints/mer-correspondence), a dinov2 folder or repo id",
+    )
+    parser.add_argument("--feature-stride", type=int, default=4, choices=[4, 8])
+    parser.add_argument("--hidden-channels", type=int, nargs=3, default=[16, 32, 48])
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument(
+        "--max-minutes", type=float, help="time budget; whichever of steps and time ends first"
+    )
+    parser.add_argument("--batch-size", type=int, default=4, help="proxy clips per step")
+    parser.add_argument(
+        "--num-frames", type=int, default=3, help="frames per proxy clip, the first is the anchor"
+    )
+    parser.add_argument("--size", type=int, default=128, help="proxy frame side (a multiple of 16)")
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--num-workers", type=int, default=1)
+    parser.add_argument("--save-every", type=int, default=250)
+    parser.add_argument("--log-every", type=int, default=25)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
+    return parser.parse_args(argv)
+
+
+def build_pipeline(args: argparse.Namespace) -> ZeroToHeroPipeline:
+    if args.init_from:
+        return ZeroToHeroPipeline.from_pretrained(args.init_from)
+    backbone_config = None
+    if args.backbone == "mer-correspondence":  # the encoder's architecture comes with its weights
+        folder = resolve_pretrained_path(args.backbone_path or "checkpoints/mer-correspondence")
+        backbone_config = dict(MotionCorrespondenceEncoder.load_config(folder / "encoder"))
+    encoder = AppearanceFeatureEncoder(
+        backbone=args.backbone, backbone_config=backbone_config, feature_stride=args.feature_stride
+    )
+    encoder.load_pretrained_backbone(args.backbone_path)
+    return ZeroToHeroPipeline(encoder, HeroRestorer(hidden_channels=tuple(args.hidden_channels)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.size % 16:
+        raise SystemExit(f"--size must be a multiple of 16, got {args.size}")
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    set_seed(args.seed + accelerator.process_index)
+    output_dir = Path(args.output_dir)
+    state_dir = output_dir / "training_state"
+
+    pipe = build_pipeline(args)
+    encoder, restorer = pipe.feature_encoder.to(accelerator.device).eval(), pipe.restorer
+    zero_config = pipe.zero_stage_config()
+    optimizer = torch.optim.AdamW(restorer.parameters(), lr=args.lr, weight_decay=1e-4)
+    budget = RunBudget(args.steps, args.max_minutes)
+    scheduler = warmup_cosine_schedule(optimizer, budget, warmup_steps=50)
+    dataset = ProxyPairs(
+        args.data, args.num_frames, args.size, samples_per_epoch=args.steps * args.batch_size
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        drop_last=True,
+        persistent_workers=args.num_workers > 0,
+    )
+    restorer, optimizer, loader, scheduler = accelerator.prepare(restorer, optimizer, loader, scheduler)
+    step = 0
+    if args.resume and state_dir.is_dir():
+        accelerator.load_state(str(state_dir))
+        step = json.loads((state_dir / "step.json").read_text())["step"]
+        logger.info("resumed at step %d", step)
+
+    def save() -> None:
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            pipe.restorer = accelerator.unwrap_model(restorer)
+            pipe.save_pretrained(output_dir)
+        accelerator.save_state(str(state_dir))
+        if accelerator.is_main_process:
+            (state_dir / "step.json").write_text(json.dumps({"step": step}))
+
+    restorer.train()
+    running = running_zero = 0.0
+    budget.start()  # the time budget counts training, not start-up
+    for originals, editeds in endless(loader):
+        zero, targets, truths = zero_stage_batch(encoder, originals, editeds, zero_config)
+        with accelerator.autocast():
+            loss = restoration_loss(restorer(zero, targets), truths)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(restorer.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        running += loss.item()
+        running_zero += restoration_loss(zero, truths).item()  # the Zero stage alone, for comparison
+        if step % args.log_every == 0:
+            logger.info(
+                "step %d  loss %.4f  (Zero stage alone %.4f)  lr %.2e",
+                step,
+                running / args.log_every,
+                running_zero / args.log_every,
+                scheduler.get_last_lr()[0],
+            )
+            running = running_zero = 0.0
+        finished = budget.finished(step)
+        if step % args.save_every == 0 or finished:
+            save()
+        if finished:
+            break
+    accelerator.end_training()
+
+
+if __name__ == "__main__":
+    main()

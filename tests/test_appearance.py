@@ -1,0 +1,257 @@
+"""ZeroToHeroPipeline: identity edits, edits followed through motion, bad input, save/load, outputs."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_colour_clip
+from PIL import Image
+
+from pipelines.appearance import (
+    AppearanceFeatureEncoder,
+    EditedFrameError,
+    HeroRestorer,
+    ZeroStageConfig,
+    ZeroToHeroPipeline,
+)
+from pipelines.appearance.data import EDIT_KINDS, proxy_clip, random_edit, zero_stage_batch
+from pipelines.appearance.modeling import apply_colour_map, fit_colour_map, zero_stage_readout
+from pipelines.core.edit_propagation import dense_displacement, pixel_grid, sample_at
+from pipelines.core.metrics import psnr
+from pipelines.core.video import read_frames
+from pipelines.correspondence.modeling import MotionCorrespondenceEncoder
+
+CORRESPONDENCE_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "mer-correspondence"
+
+
+def make_tiny_pipe(seed: int = 0, random_head: bool = True, **config) -> ZeroToHeroPipeline:
+    """Random weights, a tiny correspondence encoder (no frozen backbone, no motion input) and restorer."""
+    torch.manual_seed(seed)
+    encoder = AppearanceFeatureEncoder(
+        backbone_config={
+            "feature_channels": 16,
+            "hidden_channels": [8, 16],
+            "backbone": None,
+            "use_motion": False,
+        }
+    )
+    restorer = HeroRestorer(hidden_channels=(8, 8, 8), num_residual_blocks=1)
+    if random_head:  # an untrained restorer is the identity: make it do something the tests can see
+        torch.nn.init.normal_(restorer.head.weight, std=0.05)
+    pipe = ZeroToHeroPipeline(encoder, restorer, processing_size=64, **config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def make_trained_encoder_pipe(**config) -> ZeroToHeroPipeline:
+    """The embedded correspondence encoder's weights (a local folder), an identity restorer."""
+    encoder_config = dict(MotionCorrespondenceEncoder.load_config(CORRESPONDENCE_CHECKPOINT / "encoder"))
+    encoder = AppearanceFeatureEncoder(backbone_config=encoder_config)
+    encoder.load_pretrained_backbone(str(CORRESPONDENCE_CHECKPOINT))
+    pipe = ZeroToHeroPipeline(encoder, HeroRestorer(hidden_channels=(8, 8, 8)), processing_size=96, **config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def blobs_to_blue(frames: np.ndarray) -> np.ndarray:
+    """A per-pixel colour map (so it commutes with motion): strongly red pixels become blue."""
+    frames = frames.astype(np.int16)
+    red = (frames[..., 0] > frames[..., 1] + 40) & (frames[..., 0] > frames[..., 2] + 40)
+    out = frames.copy()
+    out[red] = frames[red][:, [2, 1, 0]]
+    return out.astype(np.uint8)
+
+
+def translating_clip(num_frames: int = 5, height: int = 64, width: int = 96, step: int = 3) -> np.ndarray:
+    """A textured scene with a red disc and a green square, the camera panning `step` pixels a frame."""
+    rng = np.random.default_rng(0)
+    scene_width = width + step * num_frames
+    yy, xx = np.mgrid[0:height, 0:scene_width]
+    scene = np.stack([xx * 0.6 + 40, yy * 1.5 + 40, 120 + 40 * np.sin(xx / 5.0) * np.cos(yy / 7.0)], -1)
+    scene += rng.normal(0, 6, scene.shape)
+    scene[(yy - 30) ** 2 + (xx - 40) ** 2 < 14**2] = (220, 40, 40)
+    scene[10:30, 70:95] = (40, 200, 60)
+    scene = scene.clip(0, 255).astype(np.uint8)
+    return np.stack([scene[:, t * step : t * step + width] for t in range(num_frames)])
+
+
+# -- the Zero stage's parts --------------------------------------------------------------------------
+
+
+def test_colour_map_of_an_unchanged_frame_is_zero_and_an_affine_edit_is_recovered():
+    torch.manual_seed(0)
+    original = torch.rand(1, 3, 32, 48)
+    assert fit_colour_map(original, original, stride=4, radius=2, eps=1e-3).abs().max() == 0
+    matrix = torch.tensor([[0.2, 0.7, 0.1], [0.1, 0.3, 0.6], [0.6, 0.1, 0.3]])
+    edited = torch.einsum("ij,bjhw->bihw", matrix, original) + 0.05
+    coefficients = fit_colour_map(original, edited, stride=4, radius=2, eps=1e-6)
+    assert coefficients.shape == (1, 12, 8, 12)
+    np.testing.assert_allclose(apply_colour_map(coefficients, original), edited.clamp(0, 1), atol=2e-3)
+
+
+def test_readout_follows_the_best_match_and_fuses_the_previous_frame():
+    torch.manual_seed(0)
+    keys = torch.nn.functional.normalize(torch.randn(8, 4, 4), dim=0)
+    values = torch.arange(16.0).view(1, 4, 4)
+    shifted_query = torch.roll(keys, shifts=1, dims=2)  # each query is the anchor key one column left
+    config = ZeroStageConfig(top_k=4, temperature=0.01)
+    readout = zero_stage_readout(shifted_query, keys, values, config)
+    np.testing.assert_allclose(readout, torch.roll(values, shifts=1, dims=2), atol=1e-3)
+    # A previous frame that matches as well, with other values, shares the weight equally.
+    previous_values = torch.full_like(values, -10.0)
+    with_previous = zero_stage_readout(shifted_query, keys, values, config, shifted_query, previous_values)
+    np.testing.assert_allclose(with_previous, (readout - 10.0) / 2, atol=1e-3)
+
+
+@pytest.mark.parametrize("method", ["dis", "block"])
+def test_dense_matching_recovers_a_subpixel_shift(method):
+    rng = np.random.default_rng(0)
+    texture = torch.from_numpy(rng.random((1, 1, 24, 32)).astype(np.float32))
+    scene = torch.nn.functional.interpolate(texture, size=(96, 128), mode="bicubic", align_corners=False)
+    scene = scene.clamp(0, 1)
+    shift = torch.tensor([2.4, -1.3]).view(1, 2, 1, 1)
+    query = sample_at(scene, pixel_grid(96, 128) + shift)  # query(x) = scene(x + shift)
+    displacement = dense_displacement(query, scene, method)
+    interior = displacement[..., 12:-12, 12:-12]
+    np.testing.assert_allclose(interior.median(-1).values.median(-1).values[0], shift.view(2), atol=0.15)
+
+
+def test_untrained_restorer_returns_the_zero_stage_and_any_restorer_keeps_unchanged_pixels():
+    torch.manual_seed(0)
+    target = torch.rand(1, 3, 30, 42)
+    zero = target.clone()
+    zero[..., 5:12, 5:12] = 1.0 - zero[..., 5:12, 5:12]
+    assert torch.equal(HeroRestorer(hidden_channels=(4, 4, 4))(zero, target), zero)
+    restorer = HeroRestorer(hidden_channels=(4, 4, 4), gate_dilation=3)
+    torch.nn.init.normal_(restorer.head.weight, std=0.1)
+    restored = restorer(zero, target)
+    assert (restored[..., 5:12, 5:12] - zero[..., 5:12, 5:12]).abs().max() > 1e-3
+    assert torch.equal(restored[..., 20:, 20:], target[..., 20:, 20:])
+
+
+@pytest.mark.parametrize("kind", EDIT_KINDS)
+def test_random_edits_and_proxy_clips(kind):
+    torch.manual_seed(0)
+    image = torch.from_numpy(make_colour_clip(1, 80, 96)[0]).permute(2, 0, 1).float() / 255
+    edited = random_edit(image, random.Random(1), kind)
+    assert edited.shape == image.shape and 0 <= edited.min() and edited.max() <= 1
+    assert (edited - image).abs().mean() > 1e-3
+    original_clip, edited_clip = proxy_clip(image, edited, num_frames=3, size=64)
+    assert original_clip.shape == edited_clip.shape == (3, 3, 64, 64)
+    zero, targets, truths = zero_stage_batch(
+        make_tiny_pipe().feature_encoder, original_clip[None], edited_clip[None], ZeroStageConfig()
+    )
+    assert zero.shape == targets.shape == truths.shape == (2, 3, 64, 64)
+
+
+# -- the pipeline ------------------------------------------------------------------------------------
+
+
+def test_identical_edited_frame_gives_the_input():
+    pipe = make_tiny_pipe()
+    clip = make_colour_clip(num_frames=5, height=50, width=70)
+    result = pipe(video=list(clip), edited_frame=clip[2], frame_index=2, output_type="np", finetune_steps=2)
+    np.testing.assert_allclose(result.frames, clip / 255.0, atol=1.5 / 255)
+
+
+def test_colour_edit_on_a_translating_clip_is_followed_and_unedited_pixels_kept():
+    clip = translating_clip()
+    truth = blobs_to_blue(clip)
+    pipe = make_trained_encoder_pipe()
+    frames = pipe(video=list(clip), edited_frame=truth[0], frame_index=0, output_type="pil").frames
+    output = np.stack([np.asarray(frame) for frame in frames])
+    np.testing.assert_array_equal(output[0], truth[0])
+    for index in range(1, len(clip)):
+        assert psnr(output[index], truth[index]) > psnr(clip[index], truth[index]) + 10
+        assert psnr(output[index], truth[index]) > 30
+    unedited = (truth == clip).all(axis=-1)
+    unedited[:, :, :12] = False  # new content entering from the right is matched too; the left edge too
+    error = (output.astype(float) - clip)[unedited] / 255.0
+    assert 10 * np.log10(1 / np.mean(error**2)) >= 35
+
+
+def test_anchor_in_the_middle_takes_the_edit_exactly_and_the_frames_before_follow():
+    clip = translating_clip(num_frames=4)
+    truth = blobs_to_blue(clip)
+    pipe = make_trained_encoder_pipe()
+    output = pipe(video=clip, edited_frame=truth[2], frame_index=2, output_type="np").frames
+    np.testing.assert_array_equal((output[2] * 255).round().astype(np.uint8), truth[2])
+    assert psnr(output[0], truth[0]) > psnr(clip[0], truth[0]) + 10
+
+
+def test_bad_inputs_raise_clear_errors():
+    pipe = make_tiny_pipe()
+    clip = make_colour_clip(num_frames=3, height=48, width=64)
+    with pytest.raises(EditedFrameError, match="out of range.*3 frames"):
+        pipe(video=clip, edited_frame=clip[0], frame_index=3)
+    with pytest.raises(EditedFrameError, match="out of range"):
+        pipe(video=clip, edited_frame=clip[0], frame_index=-1)
+    with pytest.raises(EditedFrameError, match="must be an integer"):
+        pipe(video=clip, edited_frame=clip[0], frame_index=1.0)
+    with pytest.raises(EditedFrameError, match="No edited frame"):
+        pipe(video=clip)
+    with pytest.raises(EditedFrameError, match="aspect"):
+        pipe(video=clip, edited_frame=np.zeros((48, 48, 3), np.uint8))
+    with pytest.raises(ValueError, match="finetune_steps"):
+        pipe(video=clip, edited_frame=clip[0], finetune_steps=-1)
+    with pytest.raises(ValueError, match="output_type"):
+        pipe(video=clip, edited_frame=clip[0], output_type="jpg")
+
+
+def test_edited_frame_of_another_size_with_the_same_aspect_is_resized_with_a_warning():
+    pipe = make_tiny_pipe()
+    clip = make_colour_clip(num_frames=3, height=48, width=64)
+    bigger = np.asarray(Image.fromarray(clip[0]).resize((128, 96), Image.BILINEAR))
+    with pytest.warns(UserWarning, match="resizing the edited frame"):
+        frames = pipe(video=clip, edited_frame=Image.fromarray(bigger), output_type="np").frames
+    assert frames.shape == (3, 48, 64, 3)
+    assert psnr(frames[0], clip[0]) > 25  # the resized edit of an unedited frame is close to it
+
+
+def test_save_load_round_trip_gives_identical_output(tmp_path):
+    pipe = make_tiny_pipe(top_k=8, finetune_steps=0)
+    pipe.save_pretrained(tmp_path)
+    loaded = ZeroToHeroPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    assert loaded.config.top_k == 8 and loaded.zero_stage_config().top_k == 8
+    clip = make_colour_clip(num_frames=3, height=48, width=64)
+    edited = blobs_to_blue(clip[:1])[0] // 2 + 60
+    first = pipe(video=clip, edited_frame=edited, output_type="np").frames
+    second = loaded(video=clip, edited_frame=edited, output_type="np").frames
+    np.testing.assert_array_equal(first, second)
+    assert np.abs(first[1:] - clip[1:] / 255.0).max() > 0.05  # the edit did reach the other frames
+
+
+def test_output_types_tuple_and_mp4(tmp_path):
+    pipe = make_tiny_pipe()
+    clip = make_colour_clip(num_frames=3, height=50, width=70)  # odd multiples: not multiples of 16
+    edited = 255 - clip[0]
+    pil = pipe(video=clip, edited_frame=edited).frames
+    assert len(pil) == 3 and pil[0].size == (70, 50)
+    array = pipe(video=clip, edited_frame=edited, output_type="np").frames
+    assert array.shape == (3, 50, 70, 3) and array.dtype == np.float32
+    tensor = pipe(video=clip, edited_frame=edited, output_type="pt").frames
+    assert tuple(tensor.shape) == (3, 3, 50, 70)
+    frames, path = pipe(video=clip, edited_frame=edited, output_type="np", return_dict=False)
+    np.testing.assert_array_equal(frames, array)
+    assert path is None
+    result = pipe(video=clip, edited_frame=edited, output_path=tmp_path / "out.mp4")
+    assert result.frames is None and Path(result.video_path).is_file()
+    assert len(read_frames(result.video_path)) == 3
+
+
+def test_finetuning_is_deterministic_and_leaves_the_pipeline_restorer_unchanged():
+    pipe = make_tiny_pipe(random_head=False)
+    clip = translating_clip(num_frames=3, height=48, width=64)
+    truth = blobs_to_blue(clip)
+    before = {name: tensor.clone() for name, tensor in pipe.restorer.state_dict().items()}
+    tuned = pipe.finetune_restorer(clip[0], truth[0], steps=3, size=48, seed=1)
+    again = pipe.finetune_restorer(clip[0], truth[0], steps=3, size=48, seed=1)
+    for name, tensor in pipe.restorer.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+    assert not torch.equal(tuned.head.weight, pipe.restorer.head.weight)
+    assert torch.equal(tuned.head.weight, again.head.weight)
