@@ -1,5 +1,6 @@
 """hueflow: Diffusers-style pipelines for video colour and motion models."""
 
+from .appearance import ZeroToHeroPipeline
 from .colorization import ColorMNetPipeline
 from .core.hub import PretrainedLoadError
 from .core.video import VideoInputError
@@ -12,4 +13,5 @@ __all__ = [
     "PretrainedLoadError",
     "TGANPipeline",
     "VideoInputError",
+    "ZeroToHeroPipeline",
 ]
