@@ -1,4 +1,4 @@
-"""Command line: `python -m pipelines colorize ...` and `python -m pipelines publish ...`."""
+"""Command line: `python -m pipelines colorize ...`, `... transfer ...` and `... publish ...`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_COLORIZATION_MODEL = REPO_ROOT / "checkpoints" / "colormnet-lite"
+DEFAULT_APPEARANCE_MODEL = REPO_ROOT / "checkpoints" / "zero2hero-lite"
 
 
 def colorize(args: argparse.Namespace) -> int:
@@ -31,6 +32,28 @@ def colorize(args: argparse.Namespace) -> int:
         exemplars=args.exemplar,
         exemplar_frames=frames,
         processing_size=args.processing_size,
+        max_frames=args.max_frames,
+        output_path=args.output,
+    )
+    print(result.video_path)
+    return 0
+
+
+def transfer(args: argparse.Namespace) -> int:
+    import torch
+
+    from .appearance import ZeroToHeroPipeline
+    from .core.video import VideoReader
+
+    VideoReader(args.input)  # fail on a bad input before spending time on loading the model
+    pipe = ZeroToHeroPipeline.from_pretrained(args.model)
+    pipe.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    result = pipe(
+        args.input,
+        edited_frame=args.edited_frame,
+        frame_index=args.frame_index,
+        use_restorer=not args.no_restorer,
+        finetune_steps=args.finetune_steps,
         max_frames=args.max_frames,
         output_path=args.output,
     )
@@ -68,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--max-frames", type=int)
     sub.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     sub.set_defaults(run=colorize)
+
+    sub = commands.add_parser("transfer", help="carry the edit of one frame through the whole video")
+    sub.add_argument("input", help="video file (mp4, avi, mov, webm, gif, ...) or a folder of frames")
+    sub.add_argument("--edited-frame", required=True, help="your edited version of frame --frame-index")
+    sub.add_argument("--frame-index", type=int, default=0, help="the frame that was edited (default 0)")
+    sub.add_argument("-o", "--output", required=True, help="output .mp4 (H.264, the input's audio kept)")
+    sub.add_argument("--model", default=str(DEFAULT_APPEARANCE_MODEL), help="model folder or Hub repo id")
+    sub.add_argument("--finetune-steps", type=int, help="per-video restorer fine-tuning (0 skips it)")
+    sub.add_argument("--no-restorer", action="store_true", help="the Zero stage alone")
+    sub.add_argument("--max-frames", type=int)
+    sub.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
+    sub.set_defaults(run=transfer)
 
     sub = commands.add_parser(
         "publish", help="upload a model folder to the Hub with its model card as README"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -22,8 +25,10 @@ from pipelines.appearance.data import EDIT_KINDS, proxy_clip, random_edit, zero_
 from pipelines.appearance.modeling import apply_colour_map, fit_colour_map, zero_stage_readout
 from pipelines.core.edit_propagation import dense_displacement, pixel_grid, sample_at
 from pipelines.core.metrics import psnr
-from pipelines.core.video import read_frames
+from pipelines.core.video import read_frames, write_video
 from pipelines.correspondence.modeling import MotionCorrespondenceEncoder
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 CORRESPONDENCE_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "mer-correspondence"
 
@@ -255,3 +260,35 @@ def test_finetuning_is_deterministic_and_leaves_the_pipeline_restorer_unchanged(
         assert torch.equal(tensor, before[name]), name
     assert not torch.equal(tuned.head.weight, pipe.restorer.head.weight)
     assert torch.equal(tuned.head.weight, again.head.weight)
+
+
+def test_cli_transfers_an_edit_and_reports_bad_input_without_a_traceback(tmp_path):
+    folder = tmp_path / "tiny"
+    make_tiny_pipe(finetune_steps=0).save_pretrained(folder)
+    clip = translating_clip(num_frames=4)
+    source = tmp_path / "clip.mp4"
+    write_video(clip, source, fps=4)
+    edited = tmp_path / "edited.png"
+    Image.fromarray(blobs_to_blue(clip[:1])[0]).save(edited)
+
+    def run_cli(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "pipelines", "transfer", str(source), "--edited-frame", str(edited)]
+        return subprocess.run(
+            [*command, *args, "--model", str(folder)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    out = tmp_path / "out.mp4"
+    result = run_cli("-o", str(out))
+    assert result.returncode == 0, result.stderr
+    with av.open(str(out)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(frames) == 4 and frames[0].shape == clip.shape[1:]
+    bad = tmp_path / "bad.mp4"
+    result = run_cli("--frame-index", "9", "-o", str(bad))
+    assert result.returncode == 2 and "error: frame_index 9 is out of range" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not bad.exists()
