@@ -1,7 +1,8 @@
 """hueflow's Gradio app, run as a Hugging Face Space (`python app.py`).
 
-Two tabs: Colorize (exemplar-based video colorization, `ColorMNetPipeline`) and Track (paint objects
-on a video's first frame and follow them through the video, `CorrespondencePipeline`). The app starts
+Three tabs: Colorize (exemplar-based video colorization, `ColorMNetPipeline`), Track (paint objects
+on a video's first frame and follow them through the video, `CorrespondencePipeline`) and Generate
+(images as the last frame of a pseudo video, and that pseudo video, `PseudoVideoPipeline`). The app starts
 on the checkpoints embedded in the repository, so it needs no network; each tab loads its pipeline on
 first use. One module per tab lives in `space/`.
 
@@ -10,6 +11,8 @@ Environment variables:
     HUEFLOW_COLORIZATION_MODEL: a model folder or Hub repo id instead of `checkpoints/colormnet-lite`.
     HUEFLOW_CORRESPONDENCE_MODEL: a model folder or Hub repo id instead of `checkpoints/mer-correspondence`
         (the Track tab's model).
+    HUEFLOW_GENERATION_MODEL: a model folder or Hub repo id instead of `checkpoints/pseudo-video-digits`
+        (the Generate tab's model).
     HUEFLOW_MAX_FRAMES, HUEFLOW_MAX_SIDE, ...: override the hardware limits (see `space/limits.py`).
     HUEFLOW_CACHE_DIR: where examples and results are written (default: the system temp folder).
 """
@@ -22,6 +25,7 @@ from pathlib import Path
 import gradio as gr
 
 from space.colorize_tab import build_tab as build_colorize_tab
+from space.generate_tab import build_tab as build_generate_tab
 from space.limits import Limits
 from space.track_tab import build_tab as build_track_tab
 
@@ -40,20 +44,26 @@ def build_demo(limits: Limits | None = None) -> gr.Blocks:
     correspondence_model = (
         os.environ.get("HUEFLOW_CORRESPONDENCE_MODEL") or CHECKPOINTS / "mer-correspondence"
     )
+    generation_model = os.environ.get("HUEFLOW_GENERATION_MODEL") or CHECKPOINTS / "pseudo-video-digits"
     # Remove Gradio's copies of uploads and results after a day (checked hourly).
     with gr.Blocks(
-        title="hueflow: video colorization and tracking", analytics_enabled=False, delete_cache=(3600, 86400)
+        title="hueflow: video colorization, tracking and generation",
+        analytics_enabled=False,
+        delete_cache=(3600, 86400),
     ) as demo:
         gr.Markdown(
             "# hueflow\n"
-            "Video colorization and object tracking with small models that run offline: exemplar-based "
-            "colorization with a lite ColorMNet (Yang et al., ECCV 2024), and mask and point tracking with "
-            "motion-aware self-supervised correspondence (Zhou et al., 2025).\n\n" + limits.describe()
+            "Video colorization, object tracking and image generation with small models that run offline: "
+            "exemplar-based colorization with a lite ColorMNet (Yang et al., ECCV 2024), mask and point "
+            "tracking with motion-aware self-supervised correspondence (Zhou et al., 2025), and digits "
+            "generated as the last frame of a pseudo video (Chen et al., 2024).\n\n" + limits.describe()
         )
         with gr.Tab("Colorize"):
             build_colorize_tab(colorization_model, limits)
         with gr.Tab("Track"):
             build_track_tab(correspondence_model, limits)
+        with gr.Tab("Generate"):
+            build_generate_tab(generation_model, limits)
     return demo
 
 

@@ -37,6 +37,10 @@ class Limits:
     """Each exemplar adds to the permanent memory every frame attends to."""
     max_upload_mb: int
     """Largest single upload, enforced by Gradio itself (`launch(max_file_size=...)`)."""
+    max_generated_images: int = 64
+    """Most images one run of the Generate tab makes (its grid has that many tiles)."""
+    max_pseudo_video_frames: int = 32
+    """Most frames of the pseudo video walked to each generated image (sampling steps + 1)."""
 
     @classmethod
     def detect(cls) -> Limits:
@@ -52,6 +56,8 @@ class Limits:
                 max_exemplar_megapixels=40.0,
                 max_exemplars=8,
                 max_upload_mb=1000,
+                max_generated_images=256,
+                max_pseudo_video_frames=64,
             )
         else:
             limits = cls(
@@ -64,6 +70,8 @@ class Limits:
                 max_exemplar_megapixels=16.0,
                 max_exemplars=4,
                 max_upload_mb=200,
+                max_generated_images=64,
+                max_pseudo_video_frames=32,
             )
         return limits.with_env_overrides()
 
