@@ -31,7 +31,7 @@ from ..core.colour import frame_to_tensor, tensor_to_frame
 from ..core.hub import HueflowPipeline
 from ..core.outputs import VideoPipelineOutput, check_output_type, frames_to_output
 from ..core.resize import processing_shape, resize
-from ..core.video import VideoReader, VideoWriter, load_image
+from ..core.video import VideoReader, load_image, output_writer
 from .data import proxy_clip, restoration_loss, zero_stage_batch
 from .modeling import (
     AppearanceFeatureEncoder,
@@ -269,39 +269,32 @@ class ZeroToHeroPipeline(HueflowPipeline):
                 seed = generator.initial_seed() if generator is not None else 0
                 restorer = self.finetune_restorer(anchor, edited, finetune_steps, seed=seed)
 
-        writer = None
-        if output_path is not None:
-            audio = reader.info.path if reader.info.has_audio else None
-            writer = VideoWriter(output_path, fps=reader.info.fps, audio_from=audio)
         frames: list[np.ndarray] = []
         previous: FrameState | None = None
-        try:
-            with self.progress_bar(total=num_frames) as progress:
-                for index, frame in enumerate(reader):
-                    if index == frame_index:
-                        output = edited  # the anchor takes the user's edit exactly
-                        previous = anchor_state(anchor_edit)
-                    else:
-                        target = frame_to_tensor(frame, device)
-                        result, previous = zero_stage_step(
-                            self.feature_encoder, target, anchor_edit, previous, config, size
-                        )
-                        if restorer is not None:
-                            result = restorer(result, target)
-                        output = tensor_to_frame(result)
-                    if writer is not None:
-                        writer.write(output)
-                    if output_type is not None:
-                        frames.append(output)
-                    if callback_on_frame_end is not None:
-                        callback_on_frame_end(self, index)
-                    progress.update()
-        except BaseException:
-            if writer is not None:
-                writer.abort()
-            raise
-        if writer is not None:
-            writer.close()
+        with (
+            output_writer(output_path, reader.info) as writer,
+            self.progress_bar(total=num_frames) as progress,
+        ):
+            for index, frame in enumerate(reader):
+                if index == frame_index:
+                    output = edited  # the anchor takes the user's edit exactly
+                    previous = anchor_state(anchor_edit)
+                else:
+                    target = frame_to_tensor(frame, device)
+                    result, previous = zero_stage_step(
+                        self.feature_encoder, target, anchor_edit, previous, config, size
+                    )
+                    if restorer is not None:
+                        result = restorer(result, target)
+                    output = tensor_to_frame(result)
+                if writer is not None:
+                    writer.write(output)
+                if output_type is not None:
+                    frames.append(output)
+                if callback_on_frame_end is not None:
+                    callback_on_frame_end(self, index)
+                progress.update()
+        if output_path is not None:
             output_path = str(output_path)
 
         output_frames = frames_to_output(frames, output_type) if output_type is not None else None

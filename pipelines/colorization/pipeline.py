@@ -23,7 +23,7 @@ from ..core.guided_filter import guided_upsample
 from ..core.hub import HueflowPipeline
 from ..core.outputs import VideoPipelineOutput, check_output_type, frames_to_output
 from ..core.resize import processing_shape, resize
-from ..core.video import VideoReader, VideoWriter, is_grayscale_image, load_image
+from ..core.video import VideoReader, is_grayscale_image, load_image, output_writer
 from .memory import ColorMemory, MemoryConfig
 from .modeling import (
     ColorMNetDecoder,
@@ -190,50 +190,43 @@ class ColorMNetPipeline(HueflowPipeline):
             if frame_index is not None:
                 keyframes[frame_index] = luminance_and_ab(resize(rgb, (height, width)))[1]
 
-        writer = None
-        if output_path is not None:
-            audio = reader.info.path if reader.info.has_audio else None
-            writer = VideoWriter(output_path, fps=reader.info.fps, audio_from=audio)
         frames: list[np.ndarray] = []
         previous = None
-        try:
-            with self.progress_bar(total=num_frames) as progress:
-                for index, frame in enumerate(reader):
-                    luminance_full = luminance_and_ab(frame_to_tensor(frame, device))[0]
-                    luminance = resize(luminance_full, size)
-                    if index in keyframes:
-                        ab_full = keyframes[index]
-                        previous = encode_memory_frame(
-                            self.feature_encoder, self.value_encoder, luminance, resize(ab_full, size)
-                        )
-                    else:
-                        ab, previous = colorize_step(
-                            self.feature_encoder,
-                            self.value_encoder,
-                            self.decoder,
-                            luminance,
-                            memory,
-                            previous,
-                            local_attention,
-                        )
-                        guide_low = resize(luminance, ab.shape[-2:]) / 100.0
-                        ab_full = guided_upsample(ab, guide_low, luminance_full / 100.0)
-                    if index % memory.config.memory_every == 0:
-                        memory.add_working(previous.key, previous.value)
-                    coloured = tensor_to_frame(compose_lab(luminance_full, ab_full))
-                    if writer is not None:
-                        writer.write(coloured)
-                    if output_type is not None:
-                        frames.append(coloured)
-                    if callback_on_frame_end is not None:
-                        callback_on_frame_end(self, index, memory)
-                    progress.update()
-        except BaseException:
-            if writer is not None:
-                writer.abort()
-            raise
-        if writer is not None:
-            writer.close()
+        with (
+            output_writer(output_path, reader.info) as writer,
+            self.progress_bar(total=num_frames) as progress,
+        ):
+            for index, frame in enumerate(reader):
+                luminance_full = luminance_and_ab(frame_to_tensor(frame, device))[0]
+                luminance = resize(luminance_full, size)
+                if index in keyframes:
+                    ab_full = keyframes[index]
+                    previous = encode_memory_frame(
+                        self.feature_encoder, self.value_encoder, luminance, resize(ab_full, size)
+                    )
+                else:
+                    ab, previous = colorize_step(
+                        self.feature_encoder,
+                        self.value_encoder,
+                        self.decoder,
+                        luminance,
+                        memory,
+                        previous,
+                        local_attention,
+                    )
+                    guide_low = resize(luminance, ab.shape[-2:]) / 100.0
+                    ab_full = guided_upsample(ab, guide_low, luminance_full / 100.0)
+                if index % memory.config.memory_every == 0:
+                    memory.add_working(previous.key, previous.value)
+                coloured = tensor_to_frame(compose_lab(luminance_full, ab_full))
+                if writer is not None:
+                    writer.write(coloured)
+                if output_type is not None:
+                    frames.append(coloured)
+                if callback_on_frame_end is not None:
+                    callback_on_frame_end(self, index, memory)
+                progress.update()
+        if output_path is not None:
             output_path = str(output_path)
 
         output = frames_to_output(frames, output_type) if output_type is not None else None

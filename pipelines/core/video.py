@@ -547,3 +547,14 @@ def write_video(
         for frame in frames:
             writer.write(frame)
     return writer.path
+
+
+def output_writer(
+    output_path: str | os.PathLike | None, info: VideoInfo
+) -> contextlib.AbstractContextManager[VideoWriter | None]:
+    """A pipeline's writer for `output_path` (the input's frame rate, its audio muxed back), as a context
+    that finalises the file on success and leaves nothing behind on failure; a no-op (None) when no output
+    path was asked for."""
+    if output_path is None:
+        return contextlib.nullcontext()
+    return VideoWriter(output_path, fps=info.fps, audio_from=info.path if info.has_audio else None)

@@ -26,7 +26,7 @@ from ..core.colour import frame_to_tensor, luminance_and_ab
 from ..core.flow import luminance_to_u8
 from ..core.hub import HueflowPipeline
 from ..core.resize import processing_shape, resize
-from ..core.video import VideoReader, VideoWriter
+from ..core.video import VideoReader, output_writer
 from .modeling import MotionCorrespondenceEncoder, frame_flow
 from .propagation import PropagationConfig, iter_tracks
 
@@ -200,30 +200,23 @@ class CorrespondencePipeline(HueflowPipeline):
         height, width = reader.info.height, reader.info.width
         points, masks = self._check_inputs(points, masks, height, width)
         extractor = self.feature_extractor(processing_size)
-        writer = None
-        if output_path is not None:
-            audio = reader.info.path if reader.info.has_audio else None
-            writer = VideoWriter(output_path, fps=reader.info.fps, audio_from=audio)
         tracked_points, tracked_masks = [], []
-        try:
-            with self.progress_bar(total=len(reader)) as progress:
-                tracks = iter_tracks(reader, extractor, points, masks, self.propagation_config())
-                for index, (frame, frame_points, frame_mask) in enumerate(tracks):
-                    if frame_points is not None:
-                        tracked_points.append(frame_points)
-                    if frame_mask is not None:
-                        tracked_masks.append(frame_mask.astype(masks.dtype, copy=False))
-                    if writer is not None:
-                        writer.write(draw_tracks(frame, frame_points, frame_mask))
-                    if callback_on_frame_end is not None:
-                        callback_on_frame_end(self, index)
-                    progress.update()
-        except BaseException:
-            if writer is not None:
-                writer.abort()
-            raise
-        if writer is not None:
-            writer.close()
+        with (
+            output_writer(output_path, reader.info) as writer,
+            self.progress_bar(total=len(reader)) as progress,
+        ):
+            tracks = iter_tracks(reader, extractor, points, masks, self.propagation_config())
+            for index, (frame, frame_points, frame_mask) in enumerate(tracks):
+                if frame_points is not None:
+                    tracked_points.append(frame_points)
+                if frame_mask is not None:
+                    tracked_masks.append(frame_mask.astype(masks.dtype, copy=False))
+                if writer is not None:
+                    writer.write(draw_tracks(frame, frame_points, frame_mask))
+                if callback_on_frame_end is not None:
+                    callback_on_frame_end(self, index)
+                progress.update()
+        if output_path is not None:
             output_path = str(output_path)
         result_points = np.stack(tracked_points) if tracked_points else None
         result_masks = np.stack(tracked_masks) if tracked_masks else None
