@@ -1,7 +1,8 @@
 """hueflow's Gradio app, run as a Hugging Face Space (`python app.py`).
 
-Three tabs: Colorize (exemplar-based video colorization, `ColorMNetPipeline`), Track (paint objects
-on a video's first frame and follow them through the video, `CorrespondencePipeline`) and Generate
+Four tabs: Colorize (exemplar-based video colorization, `ColorMNetPipeline`), Track (paint objects
+on a video's first frame and follow them through the video, `CorrespondencePipeline`), Edit (edit one
+frame in any image editor and carry the edit through the video, `ZeroToHeroPipeline`) and Generate
 (images as the last frame of a pseudo video, and that pseudo video, `PseudoVideoPipeline`). The app starts
 on the checkpoints embedded in the repository, so it needs no network; each tab loads its pipeline on
 first use. One module per tab lives in `space/`.
@@ -11,6 +12,8 @@ Environment variables:
     HUEFLOW_COLORIZATION_MODEL: a model folder or Hub repo id instead of `checkpoints/colormnet-lite`.
     HUEFLOW_CORRESPONDENCE_MODEL: a model folder or Hub repo id instead of `checkpoints/mer-correspondence`
         (the Track tab's model).
+    HUEFLOW_APPEARANCE_MODEL: a model folder or Hub repo id instead of `checkpoints/zero2hero-lite`
+        (the Edit tab's model).
     HUEFLOW_GENERATION_MODEL: a model folder or Hub repo id instead of `checkpoints/pseudo-video-digits`
         (the Generate tab's model).
     HUEFLOW_MAX_FRAMES, HUEFLOW_MAX_SIDE, ...: override the hardware limits (see `space/limits.py`).
@@ -28,6 +31,7 @@ from space.colorize_tab import build_tab as build_colorize_tab
 from space.generate_tab import build_tab as build_generate_tab
 from space.limits import Limits
 from space.track_tab import build_tab as build_track_tab
+from space.transfer_tab import build_tab as build_transfer_tab
 
 # Resolved from this file, not the working directory, so `python /path/to/app.py` works from anywhere.
 REPO_ROOT = Path(__file__).resolve().parent
@@ -44,24 +48,29 @@ def build_demo(limits: Limits | None = None) -> gr.Blocks:
     correspondence_model = (
         os.environ.get("HUEFLOW_CORRESPONDENCE_MODEL") or CHECKPOINTS / "mer-correspondence"
     )
+    appearance_model = os.environ.get("HUEFLOW_APPEARANCE_MODEL") or CHECKPOINTS / "zero2hero-lite"
     generation_model = os.environ.get("HUEFLOW_GENERATION_MODEL") or CHECKPOINTS / "pseudo-video-digits"
     # Remove Gradio's copies of uploads and results after a day (checked hourly).
     with gr.Blocks(
-        title="hueflow: video colorization, tracking and generation",
+        title="hueflow: video colorization, tracking, editing and generation",
         analytics_enabled=False,
         delete_cache=(3600, 86400),
     ) as demo:
         gr.Markdown(
             "# hueflow\n"
-            "Video colorization, object tracking and image generation with small models that run offline: "
-            "exemplar-based colorization with a lite ColorMNet (Yang et al., ECCV 2024), mask and point "
-            "tracking with motion-aware self-supervised correspondence (Zhou et al., 2025), and digits "
-            "generated as the last frame of a pseudo video (Chen et al., 2024).\n\n" + limits.describe()
+            "Video colorization, object tracking, video editing and image generation with small models "
+            "that run offline: exemplar-based colorization with a lite ColorMNet (Yang et al., ECCV 2024), "
+            "mask and point tracking with motion-aware self-supervised correspondence (Zhou et al., 2025), "
+            "edits of one frame carried through the video with Zero-to-Hero appearance transfer (Su et al., "
+            "2025), and digits generated as the last frame of a pseudo video (Chen et al., 2024).\n\n"
+            + limits.describe()
         )
         with gr.Tab("Colorize"):
             build_colorize_tab(colorization_model, limits)
         with gr.Tab("Track"):
             build_track_tab(correspondence_model, limits)
+        with gr.Tab("Edit"):
+            build_transfer_tab(appearance_model, limits)
         with gr.Tab("Generate"):
             build_generate_tab(generation_model, limits)
     return demo
@@ -70,7 +79,7 @@ def build_demo(limits: Limits | None = None) -> gr.Blocks:
 def main() -> None:
     limits = Limits.detect()
     demo = build_demo(limits)
-    # A small queue: colorize and track each run one job at a time (their own concurrency_limit=1);
+    # A small queue: colorize, track and transfer each run one job at a time (concurrency_limit=1);
     # light events (video info, first frame, frame extraction, comparison) run two at a time beside them.
     demo.queue(default_concurrency_limit=2, max_size=20)
     # server_name / server_port are left to GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (set on Spaces).

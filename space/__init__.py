@@ -5,8 +5,9 @@ and wires its events; `app.py` puts the tabs together. Pipelines are loaded lazi
 `LazyPipeline`, so the app starts in seconds and only pays for the models a visitor uses.
 
 What more than one tab needs lives here: `InputError` for problems with the visitor's input,
-`open_video` (the checks every uploaded video goes through), `load_pipeline` (a model that cannot
-be loaded becomes a clear `gr.Error`), per-request job folders and small frame helpers.
+`open_video` (the checks every uploaded video goes through), `load_uploaded_image` (the same for
+images), `check_model_folder` and `load_pipeline` (a model that cannot be loaded becomes a clear
+`gr.Error`), per-request job folders and small frame helpers.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from typing import Generic, TypeVar
 import gradio as gr
 import numpy as np
 import torch
+from PIL import Image
 
 from pipelines import PretrainedLoadError, VideoInputError
-from pipelines.core.video import VideoInfo, VideoReader
+from pipelines.core.video import VideoInfo, VideoReader, load_image
 
 from .limits import Limits
 
@@ -74,6 +76,15 @@ class InputError(gr.Error):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, duration=20, print_exception=False)
+
+
+def check_model_folder(checkpoint: str) -> None:
+    """Raise `PretrainedLoadError` when `checkpoint` is a local path (absolute, or starting with ".")
+    that does not exist. Checked before `from_pretrained`, whose message would show the server's full
+    path (and call it "neither a model folder nor a Hub repo id"); this one names its last two parts."""
+    path = Path(checkpoint)
+    if (path.is_absolute() or checkpoint.startswith(".")) and not path.exists():
+        raise PretrainedLoadError(f"no model folder at {path.parent.name}/{path.name}")
 
 
 def load_pipeline(pipeline: LazyPipeline[PipelineT], task: str, checkpoint: str) -> PipelineT:
@@ -148,6 +159,33 @@ def open_video(video: str | None, limits: Limits) -> VideoInfo:
     return info
 
 
+def load_uploaded_image(path: str, what: str, limits: Limits, kind: str, advice: str) -> np.ndarray:
+    """Decode an uploaded image as RGB uint8 (H, W, 3), refusing files that are not images and images
+    over the limits on reference images (`max_exemplar_side`, `max_exemplar_megapixels`).
+
+    The size is read from the header first, so a huge image is refused before its pixels are decoded.
+    `what` names the image in messages ("Exemplar 2 ('cat.png')"), `kind` says what the limits apply to
+    ("exemplars") and `advice` ends the message for an image over them.
+    """
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Image.DecompressionBombError as error:
+        raise InputError(f"{what} is far too large; downscale it.") from error
+    except OSError as error:
+        raise InputError(f"{what} is not an image: upload PNG, JPEG or WebP files.") from error
+    megapixels = width * height / 1e6
+    if max(width, height) > limits.max_exemplar_side or megapixels > limits.max_exemplar_megapixels:
+        raise InputError(
+            f"{what} is {width}x{height} ({megapixels:.1f} MP); {kind} may be at most "
+            f"{limits.max_exemplar_side} px per side and {limits.max_exemplar_megapixels:g} MP. {advice}"
+        )
+    try:
+        return load_image(path)
+    except VideoInputError as error:
+        raise InputError(f"{what} could not be read: {clean_paths(str(error), path)}") from error
+
+
 def new_job_dir() -> Path:
     """A fresh folder for one request's files; folders of jobs older than `JOB_MAX_AGE_S` go.
 
@@ -193,9 +231,11 @@ __all__ = [
     "JOB_MAX_AGE_S",
     "InputError",
     "LazyPipeline",
+    "check_model_folder",
     "clean_paths",
     "describe_video",
     "load_pipeline",
+    "load_uploaded_image",
     "new_job_dir",
     "open_video",
     "pipeline_job",

@@ -27,7 +27,7 @@ from PIL import Image
 
 from pipelines import ColorMNetPipeline, VideoInputError
 from pipelines.colorization import ExemplarError, MemoryConfig
-from pipelines.core.video import VideoInfo, VideoReader, is_grayscale_image, load_image
+from pipelines.core.video import VideoInfo, VideoReader, is_grayscale_image
 
 from . import (
     InputError,
@@ -35,6 +35,7 @@ from . import (
     clean_paths,
     describe_video,
     load_pipeline,
+    load_uploaded_image,
     new_job_dir,
     open_video,
     pipeline_job,
@@ -104,34 +105,13 @@ def load_exemplars(exemplars: list[str] | None, limits: Limits) -> list[np.ndarr
         )
     images = []
     for number, path in enumerate(exemplars, start=1):
-        name = Path(path).name
-        # Read the header first: a huge image is refused before its pixels are decoded.
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-        except Image.DecompressionBombError as error:
-            raise InputError(f"Exemplar {number} ('{name}') is far too large; downscale it.") from error
-        except OSError as error:
-            raise InputError(
-                f"Exemplar {number} ('{name}') is not an image: upload PNG, JPEG or WebP files."
-            ) from error
-        megapixels = width * height / 1e6
-        if max(width, height) > limits.max_exemplar_side or megapixels > limits.max_exemplar_megapixels:
-            raise InputError(
-                f"Exemplar {number} ('{name}') is {width}x{height} ({megapixels:.1f} MP); exemplars may be "
-                f"at most {limits.max_exemplar_side} px per side and {limits.max_exemplar_megapixels:g} MP. "
-                "Downscale it: the model works at a much lower resolution anyway."
-            )
-        try:
-            rgb = load_image(path)
-        except VideoInputError as error:
-            raise InputError(
-                f"Exemplar {number} ('{name}') could not be read: {clean_paths(str(error), path)}"
-            ) from error
+        what = f"Exemplar {number} ('{Path(path).name}')"
+        advice = "Downscale it: the model works at a much lower resolution anyway."
+        rgb = load_uploaded_image(path, what, limits, "exemplars", advice)
         if is_grayscale_image(rgb):
             raise InputError(
-                f"Exemplar {number} ('{name}') is grayscale: an exemplar must be a colour image, since the "
-                "colours are copied from it."
+                f"{what} is grayscale: an exemplar must be a colour image, since the colours are copied "
+                "from it."
             )
         images.append(rgb)
     return images

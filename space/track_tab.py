@@ -41,13 +41,14 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from pipelines import CorrespondencePipeline, PretrainedLoadError, VideoInputError
+from pipelines import CorrespondencePipeline, VideoInputError
 from pipelines.core.video import VideoReader
 from pipelines.correspondence.pipeline import PALETTE, draw_tracks
 
 from . import (
     InputError,
     LazyPipeline,
+    check_model_folder,
     clean_paths,
     describe_video,
     load_pipeline,
@@ -274,9 +275,7 @@ class TrackTab:
         self.pipeline = LazyPipeline("Correspondence", self._load_pipeline)
 
     def _load_pipeline(self) -> CorrespondencePipeline:
-        path = Path(self.checkpoint)
-        if (path.is_absolute() or self.checkpoint.startswith(".")) and not path.exists():
-            raise PretrainedLoadError(f"no model folder at {path.parent.name}/{path.name}")
+        check_model_folder(self.checkpoint)
         pipe = CorrespondencePipeline.from_pretrained(self.checkpoint)
         pipe.to(self.limits.device)
         # gr.Progress(track_tqdm=True) shows this bar: "Tracking: 12/60 frames".

@@ -21,7 +21,7 @@ from pipelines.appearance import (
     ZeroStageConfig,
     ZeroToHeroPipeline,
 )
-from pipelines.appearance.data import EDIT_KINDS, proxy_clip, random_edit, zero_stage_batch
+from pipelines.appearance.data import EDIT_KINDS, panning_clip, proxy_clip, random_edit, zero_stage_batch
 from pipelines.appearance.modeling import apply_colour_map, fit_colour_map, zero_stage_readout
 from pipelines.core.edit_propagation import dense_displacement, pixel_grid, sample_at
 from pipelines.core.metrics import psnr
@@ -125,17 +125,25 @@ def test_dense_matching_recovers_a_subpixel_shift(method):
     np.testing.assert_allclose(interior.median(-1).values.median(-1).values[0], shift.view(2), atol=0.15)
 
 
-def test_untrained_restorer_returns_the_zero_stage_and_any_restorer_keeps_unchanged_pixels():
+def test_untrained_restorer_returns_the_zero_stage_and_any_restorer_works_only_near_fallbacks_and_edits():
     torch.manual_seed(0)
-    target = torch.rand(1, 3, 30, 42)
+    target = torch.rand(1, 3, 40, 72)
     zero = target.clone()
-    zero[..., 5:12, 5:12] = 1.0 - zero[..., 5:12, 5:12]
-    assert torch.equal(HeroRestorer(hidden_channels=(4, 4, 4))(zero, target), zero)
-    restorer = HeroRestorer(hidden_channels=(4, 4, 4), gate_dilation=3)
+    zero[..., 5:12, 5:12] = 1.0 - zero[..., 5:12, 5:12]  # an edit, top left
+    support = torch.ones(1, 1, 40, 72)
+    support[..., 8:14, 14:20] = 0.0  # a fallback next to the edit
+    support[..., 30:36, 60:66] = 0.0  # a fallback far from any edit
+    assert torch.equal(HeroRestorer(hidden_channels=(4, 4, 4))(zero, target, support), zero)
+    restorer = HeroRestorer(hidden_channels=(4, 4, 4, 4), fallback_dilation=3, edit_reach=17)
     torch.nn.init.normal_(restorer.head.weight, std=0.1)
-    restored = restorer(zero, target)
-    assert (restored[..., 5:12, 5:12] - zero[..., 5:12, 5:12]).abs().max() > 1e-3
-    assert torch.equal(restored[..., 20:, 20:], target[..., 20:, 20:])
+    restored = restorer(zero, target, support)
+    assert restored.shape == zero.shape
+    assert (restored[..., 8:14, 14:20] - zero[..., 8:14, 14:20]).abs().max() > 1e-3  # fallback near the edit
+    untouched = torch.ones(40, 72, dtype=torch.bool)
+    untouched[7:15, 13:21] = False  # the fallback near the edit, dilated by one
+    assert torch.equal(restored[..., untouched], zero[..., untouched])  # supported, and the far fallback
+    # An unedited frame (no change anywhere) passes through even where the Zero stage fell back.
+    assert torch.equal(restorer(target, target, torch.zeros_like(support)), target)
 
 
 @pytest.mark.parametrize("kind", EDIT_KINDS)
@@ -147,10 +155,23 @@ def test_random_edits_and_proxy_clips(kind):
     assert (edited - image).abs().mean() > 1e-3
     original_clip, edited_clip = proxy_clip(image, edited, num_frames=3, size=64)
     assert original_clip.shape == edited_clip.shape == (3, 3, 64, 64)
-    zero, targets, truths = zero_stage_batch(
+    batch = zero_stage_batch(
         make_tiny_pipe().feature_encoder, original_clip[None], edited_clip[None], ZeroStageConfig()
     )
-    assert zero.shape == targets.shape == truths.shape == (2, 3, 64, 64)
+    assert batch.zero.shape == batch.targets.shape == batch.truths.shape == (2, 3, 64, 64)
+    assert batch.support.shape == (2, 1, 64, 64) and 0 <= batch.support.min() and batch.support.max() <= 1
+
+
+def test_panning_clip_moves_original_and_edit_together_and_brings_new_content_into_view():
+    height, width = 120, 160
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
+    image = torch.stack([xx, yy, xx * yy])  # every pixel different: any move shows
+    edited = image.flip(0)  # any edit: the clips must move it exactly as they move the original
+    original_clip, edited_clip = panning_clip(image, edited, num_frames=4, size=48, rng=random.Random(3))
+    assert original_clip.shape == edited_clip.shape == (4, 3, 48, 48)
+    torch.testing.assert_close(edited_clip, original_clip.flip(1))
+    # The window travels 15-40 % of its side: the last frame is not the first.
+    assert (original_clip[-1] - original_clip[0]).abs().mean() > 0.02
 
 
 # -- the pipeline ------------------------------------------------------------------------------------
@@ -250,7 +271,8 @@ def test_output_types_tuple_and_mp4(tmp_path):
 
 
 def test_finetuning_is_deterministic_and_leaves_the_pipeline_restorer_unchanged():
-    pipe = make_tiny_pipe(random_head=False)
+    # A tiny fallback threshold: the Zero stage falls back everywhere, so the restorer's gate is open.
+    pipe = make_tiny_pipe(random_head=False, fallback_threshold=1e-9)
     clip = translating_clip(num_frames=3, height=48, width=64)
     truth = blobs_to_blue(clip)
     before = {name: tensor.clone() for name, tensor in pipe.restorer.state_dict().items()}

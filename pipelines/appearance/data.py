@@ -17,6 +17,7 @@ import math
 import os
 import random
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import PIL.Image
@@ -127,6 +128,43 @@ def proxy_clip(
     return clip[:, :3].clamp(0, 1), clip[:, 3:].clamp(0, 1)
 
 
+def panning_clip(
+    original: torch.Tensor, edited: torch.Tensor, num_frames: int, size: int, rng: random.Random
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """original, edited (3, H, W) -> a straight pan over the two, each (T, 3, size, size); frame 0 is the
+    anchor. The window (45-80 % of the short side) travels 15-40 % of its side by the last frame, so the
+    later frames show a band of content the anchor does not: what the Hero stage learns to fill."""
+    height, width = original.shape[-2:]
+    side = rng.uniform(0.45, 0.8) * min(height, width)
+    low = torch.tensor([side / 2, side / 2])
+    high = torch.tensor([width - side / 2, height - side / 2])
+    start = low + torch.rand(2) * (high - low)
+    direction = rng.uniform(0, 2 * math.pi)
+    shift = rng.uniform(0.15, 0.4) * side * torch.tensor([math.cos(direction), math.sin(direction)])
+    end = torch.minimum(torch.maximum(start + shift, low), high)
+    progress = torch.linspace(0, 1, num_frames)[:, None]
+    centres = start + (end - start) * progress  # (T, 2) pixel (x, y)
+    # affine_grid maps output coordinates in [-1, 1] to input ones: scale to the window, move to its centre.
+    theta = torch.zeros(num_frames, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = side / width, side / height
+    theta[:, 0, 2] = centres[:, 0] / width * 2 - 1
+    theta[:, 1, 2] = centres[:, 1] / height * 2 - 1
+    grid = F.affine_grid(theta, [num_frames, 6, size, size], align_corners=False)
+    image = torch.cat([original, edited]).unsqueeze(0).expand(num_frames, -1, -1, -1)
+    clip = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return clip[:, :3].clamp(0, 1), clip[:, 3:].clamp(0, 1)
+
+
+def random_proxy_clip(
+    original: torch.Tensor, edited: torch.Tensor, num_frames: int, size: int, rng: random.Random
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Half the time a free camera path (`proxy_clip`: zoom, turn, drift), half a pan that brings new
+    content into view (`panning_clip`)."""
+    if rng.random() < 0.5:
+        return proxy_clip(original, edited, num_frames, size)
+    return panning_clip(original, edited, num_frames, size, rng)
+
+
 def load_rgb(path: Path) -> torch.Tensor:
     """(3, H, W) float in [0, 1]."""
     array = np.asarray(PIL.Image.open(path).convert("RGB")).copy()
@@ -171,7 +209,16 @@ class ProxyPairs(Dataset):
             scale = 2 * self.size / min(image.shape[-2:])
             image = resize(image[None], (round(image.shape[1] * scale), round(image.shape[2] * scale)))[0]
         edited = random_edit(image, random)
-        return proxy_clip(image, edited, self.num_frames, self.size)
+        return random_proxy_clip(image, edited, self.num_frames, self.size, random)
+
+
+class ZeroStageBatch(NamedTuple):
+    """The Zero stage's output on frames 1.. of proxy clips and what the restorer needs with it."""
+
+    zero: torch.Tensor  # (N, 3, S, S) Zero-stage frames
+    support: torch.Tensor  # (N, 1, S, S) `FrameState.support`: where the edit was read from the anchor
+    targets: torch.Tensor  # (N, 3, S, S) input frames
+    truths: torch.Tensor  # (N, 3, S, S) true edited frames
 
 
 @torch.no_grad()
@@ -180,13 +227,12 @@ def zero_stage_batch(
     originals: torch.Tensor,
     editeds: torch.Tensor,
     config: ZeroStageConfig,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> ZeroStageBatch:
     """Run the Zero stage on proxy clips as the pipeline does: frame 0 is the anchor, frames 1.. are
     processed in order, each also attending to the previous one.
 
-    originals, editeds (B, T, 3, S, S), S a multiple of 16 -> Zero-stage frames, input frames and true
-    edited frames of frames 1.., each (B * (T - 1), 3, S, S)."""
-    zero, targets, truths = [], [], []
+    originals, editeds (B, T, 3, S, S), S a multiple of 16 -> the batch of frames 1.., N = B * (T - 1)."""
+    zero, support, targets, truths = [], [], [], []
     for original, edited in zip(originals, editeds, strict=True):
         anchor = encode_anchor(encoder, original[:1], edited[:1], config)
         previous: FrameState = anchor_state(anchor)
@@ -194,9 +240,10 @@ def zero_stage_batch(
             target = original[index : index + 1]
             output, previous = zero_stage_step(encoder, target, anchor, previous, config)
             zero.append(output)
+            support.append(previous.support)
             targets.append(target)
             truths.append(edited[index : index + 1])
-    return torch.cat(zero), torch.cat(targets), torch.cat(truths)
+    return ZeroStageBatch(torch.cat(zero), torch.cat(support), torch.cat(targets), torch.cat(truths))
 
 
 def restoration_loss(restored: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:

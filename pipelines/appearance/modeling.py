@@ -25,14 +25,17 @@ Features come from `AppearanceFeatureEncoder`: a frozen backbone of `core/backbo
 hueflow's motion-aware correspondence encoder at stride 4 (weights from checkpoints/mer-correspondence),
 or any backbone's stride-8 features.
 
-**Hero stage**: `HeroRestorer`, a small U-Net that maps the Zero-stage frame and the input frame to a
-correction of the Zero-stage frame. The correction is gated by where the Zero stage changed the frame
-(dilated), so it never touches a part of the frame that the edit left alone. Trained on proxy pairs
-(`data.py`), pre-trained on many offline photos and optionally fine-tuned per video.
+**Hero stage**: `HeroRestorer`, a small U-Net that maps the Zero-stage frame, the input frame and the
+Zero stage's full-resolution match confidence to a correction of the Zero-stage frame. The correction is
+gated to where the Zero stage fell back to its coarse colour map (content the anchor does not show) and
+an edit is nearby (`restoration_gate`), so confident reads of the anchor and parts of the frame far
+from the edit pass through exactly. Trained on proxy pairs (`data.py`), pre-trained on many offline
+photos and optionally fine-tuned per video.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -72,6 +75,7 @@ class ZeroStageConfig:
     match_patch: int = 7  # patch side of the match cost that decides where a match is trusted
     match_threshold: float = 0.05  # mean squared (L/100) patch difference below which a match is chained
     fallback_threshold: float = 0.1  # ... above which the attention's colour map replaces the matched edit
+    border_margin: float = 2.0  # positions this close to the anchor's border are content it may not show
 
     def fused_ks(self) -> tuple[int, ...]:
         return tuple(sorted({max(1, self.top_k // 4), self.top_k, 4 * self.top_k}))
@@ -260,6 +264,14 @@ def _confidence(cost: torch.Tensor, threshold: float) -> torch.Tensor:
     return ((2 * threshold - cost) / threshold).clamp(0, 1)
 
 
+def _inside(positions: torch.Tensor, height: int, width: int, margin: float) -> torch.Tensor:
+    """positions (1, 2, H', W') in anchor pixels -> (1, 1, H', W') in [0, 1]: 0 on the anchor's border
+    (where dense matching pins content the anchor does not show), 1 from `margin` pixels inside."""
+    x, y = positions[:, :1], positions[:, 1:]
+    distance = torch.minimum(torch.minimum(x, width - 1 - x), torch.minimum(y, height - 1 - y))
+    return (distance / margin).clamp(0, 1)
+
+
 def _cell_positions(height: int, width: int, grid: tuple[int, int], device) -> torch.Tensor:
     """(2, h, w): the (x, y) centre, in pixels of an (height, width) frame, of each cell of an (h, w) grid."""
     cell_h, cell_w = grid
@@ -287,6 +299,10 @@ class FrameState:
     luminance: torch.Tensor  # (1, 1, H, W) L / 100 of the input frame
     positions: torch.Tensor  # (1, 2, H, W) (x, y) in anchor pixels
     weight: torch.Tensor  # (1, 1, H, W) in [0, 1]: how far the position is trusted
+    support: torch.Tensor  # (1, 1, H, W) in [0, 1]: how far the edit was read from anchor content that
+    # matches the pixel (1), rather than guessed (0): a fallback to the attention's coarse colour map, or
+    # a position pinned to the anchor's border (content the anchor does not show). The Hero stage works
+    # where it is low.
 
 
 def _luminance(rgb: torch.Tensor) -> torch.Tensor:
@@ -323,6 +339,7 @@ def anchor_state(anchor: AnchorEdit) -> FrameState:
     return FrameState(
         anchor.luminance,
         pixel_grid(height, width, anchor.luminance.device),
+        torch.ones_like(anchor.luminance),
         torch.ones_like(anchor.luminance),
     )
 
@@ -376,12 +393,13 @@ def zero_stage_step(
     cost = patch_cost(luminance, sample_at(anchor.luminance, positions), config.match_patch)
     weight = _confidence(cost, config.match_threshold)
     matched = _confidence(cost, config.fallback_threshold)
+    support = matched * _inside(positions, height, width, config.border_margin)
     matched_change = colour_map_change(sample_at(anchor.coefficients, positions), target) + sample_at(
         anchor.remainder, positions
     )
     attended_change = colour_map_change(attended_map, target)
     output = (target + matched * matched_change + (1 - matched) * attended_change).clamp(0, 1)
-    return output, FrameState(luminance, positions, weight)
+    return output, FrameState(luminance, positions, weight, support)
 
 
 # -- Hero stage -----------------------------------------------------------------------------------
@@ -402,54 +420,92 @@ class ResidualBlock(nn.Module):
         return hidden + self.body(hidden)
 
 
+def _dilate(mask: torch.Tensor, size: int) -> torch.Tensor:
+    """Max filter of odd side `size` on (B, 1, H, W); separable (rows, then columns), so wide windows
+    stay cheap at full resolution."""
+    mask = F.max_pool2d(mask, (1, size), stride=1, padding=(0, size // 2))
+    return F.max_pool2d(mask, (size, 1), stride=1, padding=(size // 2, 0))
+
+
 def change_gate(zero: torch.Tensor, target: torch.Tensor, threshold: float, dilation: int) -> torch.Tensor:
     """Where the Zero stage changed the frame: (B, 1, H, W) in [0, 1], 0 wherever no pixel within
     `dilation` // 2 changed, 1 where a change reaches `threshold` (RGB in [0, 1])."""
     change = (zero - target).abs().amax(dim=1, keepdim=True)
-    change = F.max_pool2d(change, dilation, stride=1, padding=dilation // 2)
-    return (change / threshold).clamp(0, 1)
+    return (_dilate(change, dilation) / threshold).clamp(0, 1)
+
+
+def restoration_gate(
+    zero: torch.Tensor,
+    target: torch.Tensor,
+    support: torch.Tensor,
+    threshold: float,
+    fallback_dilation: int,
+    edit_reach: int,
+) -> torch.Tensor:
+    """Where the Hero stage may change a Zero-stage frame: (B, 1, H, W) in [0, 1].
+
+    Near pixels whose edit the Zero stage could not read from matching anchor content (`support` < 1,
+    `FrameState.support`: content the anchor does not show, failed matches), and only where the Zero
+    stage changed something within `edit_reach` // 2 pixels (the restorer extends an edit; it never
+    invents one). Everywhere
+    else the Zero stage's full-resolution read of the anchor is kept exactly, and a video whose edited
+    anchor equals the original passes through untouched."""
+    fallback = _dilate(1 - support, fallback_dilation)
+    return fallback * change_gate(zero, target, threshold, edit_reach)
 
 
 class HeroRestorer(ModelMixin, ConfigMixin):
-    """Restores a Zero-stage frame: (Zero-stage frame, input frame) -> corrected frame, full resolution.
+    """Restores a Zero-stage frame where the Zero stage had to fall back: (Zero-stage frame, input
+    frame, full-resolution match confidence) -> corrected frame, full resolution.
 
-    A three-level U-Net (strides 1, 2, 4) predicts a correction that is added to the Zero-stage frame
-    only where the Zero stage changed it (`change_gate`): unedited parts pass through untouched. The
+    The Zero stage reads the edit from the anchor at full resolution wherever the anchor shows the
+    content, and is sharp there; its errors sit where it fell back to the attention's coarse colour
+    map (content entering the frame, disocclusions): a pattern that is not continued, a recolour that
+    stops at the wrong place. A U-Net (one level per entry of `hidden_channels`, strides 1, 2, 4, ...)
+    sees the Zero-stage frame, the input frame, their difference (the edit so far) and where the
+    fallback happened, and predicts a correction that is added only inside `restoration_gate`. The
     output layer starts at zero, so an untrained restorer returns the Zero-stage frame."""
 
     @register_to_config
     def __init__(
         self,
-        hidden_channels: tuple[int, int, int] = (16, 32, 48),
+        hidden_channels: tuple[int, ...] = (16, 32, 48, 64),
         num_residual_blocks: int = 2,
         gate_threshold: float = 4.0 / 255.0,
-        gate_dilation: int = 9,
+        fallback_dilation: int = 9,
+        edit_reach: int = 65,
     ) -> None:
         super().__init__()
-        c1, c2, c3 = hidden_channels
-        self.stem = nn.Sequential(conv_block(9, c1), conv_block(c1, c1))  # stride 1
-        self.down1 = conv_block(c1, c2, 2)  # stride 2
-        self.down2 = conv_block(c2, c3, 2)  # stride 4
-        self.middle = nn.Sequential(*[ResidualBlock(c3) for _ in range(num_residual_blocks)])
-        self.up2 = conv_block(c3 + c2, c2)
-        self.up1 = conv_block(c2 + c1, c1)
-        self.head = nn.Conv2d(c1, 3, 3, 1, 1)
+        if len(hidden_channels) < 2:
+            raise ValueError(f"hidden_channels needs at least two levels, got {hidden_channels}.")
+        widths = list(hidden_channels)
+        self.stem = nn.Sequential(conv_block(10, widths[0]), conv_block(widths[0], widths[0]))
+        self.downs = nn.ModuleList(conv_block(a, b, 2) for a, b in itertools.pairwise(widths))
+        self.middle = nn.Sequential(*[ResidualBlock(widths[-1]) for _ in range(num_residual_blocks)])
+        self.ups = nn.ModuleList(conv_block(b + a, a) for a, b in itertools.pairwise(widths))
+        self.head = nn.Conv2d(widths[0], 3, 3, 1, 1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, zero: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """zero, target (B, 3, H, W) RGB in [0, 1] -> restored (B, 3, H, W) in [0, 1]."""
+    def forward(self, zero: torch.Tensor, target: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
+        """zero, target (B, 3, H, W) RGB in [0, 1], support (B, 1, H, W) in [0, 1] (`FrameState.support`)
+        -> restored (B, 3, H, W) in [0, 1]."""
         height, width = zero.shape[-2:]
-        pad = (0, (-width) % 4, 0, (-height) % 4)
-        inputs = torch.cat([zero, target, zero - target], dim=1) * 2 - 1
-        inputs = F.pad(inputs, pad, mode="replicate")
-        skip1 = self.stem(inputs)  # (B, c1, H, W)
-        skip2 = self.down1(skip1)  # (B, c2, H/2, W/2)
-        hidden = self.middle(self.down2(skip2))  # (B, c3, H/4, W/4)
-        hidden = F.interpolate(hidden, size=skip2.shape[-2:], mode="bilinear", align_corners=False)
-        hidden = self.up2(torch.cat([hidden, skip2], dim=1))
-        hidden = F.interpolate(hidden, size=skip1.shape[-2:], mode="bilinear", align_corners=False)
-        hidden = self.up1(torch.cat([hidden, skip1], dim=1))
+        multiple = 2 ** len(self.downs)
+        pad = (0, (-width) % multiple, 0, (-height) % multiple)
+        inputs = torch.cat([zero * 2 - 1, target * 2 - 1, (zero - target) * 2, 1 - support], dim=1)
+        hidden = self.stem(F.pad(inputs, pad, mode="replicate"))  # (B, c0, H, W)
+        skips = []
+        for down in self.downs:  # level i: (B, c_i, H / 2^i, W / 2^i)
+            skips.append(hidden)
+            hidden = down(hidden)
+        hidden = self.middle(hidden)
+        for up, skip in zip(reversed(self.ups), reversed(skips), strict=True):
+            hidden = F.interpolate(hidden, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            hidden = up(torch.cat([hidden, skip], dim=1))
         correction = self.head(hidden)[..., :height, :width]
-        gate = change_gate(zero, target, self.config.gate_threshold, self.config.gate_dilation)
+        config = self.config
+        gate = restoration_gate(
+            zero, target, support, config.gate_threshold, config.fallback_dilation, config.edit_reach
+        )
         return (zero + gate * correction).clamp(0, 1)

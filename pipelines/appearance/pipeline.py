@@ -8,9 +8,10 @@ The user edits one frame (the anchor) in any image editor. The Zero stage turns 
 full-resolution local colour map (+ remainder) and finds, for every frame, where its pixels sit in the
 anchor: correspondence-restricted cross-image attention, copying of the previous frame's confident
 matches, and re-anchoring (`modeling.py`); it then reads the edit from the anchor at those positions
-and applies it to each frame's own full-resolution pixels; the Hero stage's restorer
-corrects what the Zero stage blurred or over-saturated, only where the frame was changed. The
-restorer can first be fine-tuned on proxy pairs made from the anchor alone (`finetune_steps`).
+and applies it to each frame's own full-resolution pixels. The Hero stage's restorer corrects the
+frame where the Zero stage could not read the edit from the anchor (content the anchor does not show)
+and an edit is nearby; everywhere else the Zero stage's output passes through exactly. The restorer can
+first be fine-tuned on proxy pairs made from the anchor alone (`finetune_steps`).
 
 Frames stream: the video is read twice (once to fetch the anchor, then frame by frame), memory holds
 the anchor and the previous frame only, and with `output_path` frames go straight to the mp4.
@@ -32,7 +33,7 @@ from ..core.hub import HueflowPipeline
 from ..core.outputs import VideoPipelineOutput, check_output_type, frames_to_output
 from ..core.resize import processing_shape, resize
 from ..core.video import VideoReader, load_image, output_writer
-from .data import proxy_clip, restoration_loss, zero_stage_batch
+from .data import random_proxy_clip, restoration_loss, zero_stage_batch
 from .modeling import (
     AppearanceFeatureEncoder,
     FrameState,
@@ -73,6 +74,7 @@ class ZeroToHeroPipeline(HueflowPipeline):
         match_patch: int = ZeroStageConfig.match_patch,
         match_threshold: float = ZeroStageConfig.match_threshold,
         fallback_threshold: float = ZeroStageConfig.fallback_threshold,
+        border_margin: float = ZeroStageConfig.border_margin,
         finetune_steps: int = 0,
         finetune_size: int = 128,
         finetune_lr: float = 1e-4,
@@ -95,6 +97,7 @@ class ZeroToHeroPipeline(HueflowPipeline):
             match_patch=match_patch,
             match_threshold=match_threshold,
             fallback_threshold=fallback_threshold,
+            border_margin=border_margin,
             finetune_steps=finetune_steps,
             finetune_size=finetune_size,
             finetune_lr=finetune_lr,
@@ -189,12 +192,15 @@ class ZeroToHeroPipeline(HueflowPipeline):
             torch.manual_seed(seed)
             progress.set_description("fine-tuning the restorer")
             for _ in range(steps):
-                clips = [proxy_clip(original.cpu(), edited_tensor.cpu(), 3, size) for _ in range(batch_size)]
+                clips = [
+                    random_proxy_clip(original.cpu(), edited_tensor.cpu(), 3, size, random)
+                    for _ in range(batch_size)
+                ]
                 originals = torch.stack([clip[0] for clip in clips]).to(self.device)
                 editeds = torch.stack([clip[1] for clip in clips]).to(self.device)
-                zero, targets, truths = zero_stage_batch(self.feature_encoder, originals, editeds, config)
+                batch = zero_stage_batch(self.feature_encoder, originals, editeds, config)
                 with torch.enable_grad():
-                    loss = restoration_loss(restorer(zero, targets), truths)
+                    loss = restoration_loss(restorer(batch.zero, batch.targets, batch.support), batch.truths)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -285,7 +291,7 @@ class ZeroToHeroPipeline(HueflowPipeline):
                         self.feature_encoder, target, anchor_edit, previous, config, size
                     )
                     if restorer is not None:
-                        result = restorer(result, target)
+                        result = restorer(result, target, previous.support)
                     output = tensor_to_frame(result)
                 if writer is not None:
                     writer.write(output)

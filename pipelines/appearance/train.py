@@ -4,9 +4,10 @@
     python -m pipelines.appearance.train --data data/colorization --output-dir runs/zero2hero-lite
 
 Each step takes a batch of proxy clips (`data.ProxyPairs`: a random edit of an offline photo or clip
-frame, the photo and its edit moved along one random camera path), runs the Zero stage from the edited
-anchor onto the later frames exactly as the pipeline does (`data.zero_stage_batch`, frozen features, no
-gradients), and trains the restorer to map the result to the truth (L1 + gradient L1). Only the
+frame, the photo and its edit moved along one random camera path or pan), runs the Zero stage from the
+edited anchor onto the later frames exactly as the pipeline does (`data.zero_stage_batch`, frozen
+features, no gradients), and trains the restorer to map the result to the truth (L1 + gradient L1)
+inside its gate: where the Zero stage could not read the edit from matching anchor content. Only the
 restorer is trained. Checkpoints are whole pipeline folders (`save_pretrained`: the feature encoder with
 its frozen backbone weights, and the restorer) plus the accelerate state, so `--resume` continues a run.
 """
@@ -51,7 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "checkpoints/mer-correspondence), a dinov2 folder or repo id",
     )
     parser.add_argument("--feature-stride", type=int, default=4, choices=[4, 8])
-    parser.add_argument("--hidden-channels", type=int, nargs=3, default=[16, 32, 48])
+    parser.add_argument(
+        "--hidden-channels", type=int, nargs="+", default=[16, 32, 48, 64], help="restorer widths, per level"
+    )
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument(
         "--max-minutes", type=float, help="time budget; whichever of steps and time ends first"
@@ -130,9 +133,9 @@ def main(argv: list[str] | None = None) -> None:
     running = running_zero = 0.0
     budget.start()  # the time budget counts training, not start-up
     for originals, editeds in endless(loader):
-        zero, targets, truths = zero_stage_batch(encoder, originals, editeds, zero_config)
+        batch = zero_stage_batch(encoder, originals, editeds, zero_config)
         with accelerator.autocast():
-            loss = restoration_loss(restorer(zero, targets), truths)
+            loss = restoration_loss(restorer(batch.zero, batch.targets, batch.support), batch.truths)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(restorer.parameters(), 1.0)
         optimizer.step()
@@ -140,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         optimizer.zero_grad(set_to_none=True)
         step += 1
         running += loss.item()
-        running_zero += restoration_loss(zero, truths).item()  # the Zero stage alone, for comparison
+        running_zero += restoration_loss(batch.zero, batch.truths).item()  # the Zero stage alone
         if step % args.log_every == 0:
             logger.info(
                 "step %d  loss %.4f  (Zero stage alone %.4f)  lr %.2e",

@@ -1,0 +1,358 @@
+"""The Edit tab: reference-based video appearance transfer with `ZeroToHeroPipeline` (Su et al. 2025).
+
+A visitor uploads a video and picks the frame to edit (the anchor) with a slider; the frame is shown
+and offered as a PNG download. They edit it in any image editor (recolour an object, paint on it,
+restyle it), upload the edited version and press Transfer: the model carries the edit through the
+whole video. The result is an H.264 mp4 (audio kept), shown beside the input as before / after, with a
+short summary (frames, resolution, time taken).
+
+The edited frame must have the video's aspect ratio; one of another size with the same aspect ratio is
+resized to the video's size (with a warning). As in the other tabs, every input is checked against the
+hardware `Limits` before the model runs, and every problem is a `gr.Error` that says what to change.
+
+API endpoints (all usable with `gradio_client`):
+    `anchor_frame(video, frame_index) -> (preview png path, download png path)`: frame `frame_index`
+        (0-based) of the video as a PNG, exactly as decoded (the same file twice: the preview and the
+        download button).
+    `transfer(video, edited_frame, frame_index=0, max_frames=0) -> (mp4 path, summary)`: `edited_frame`
+        is an image file (`gradio_client.handle_file`), the edited version of frame `frame_index`;
+        `max_frames` edits only the first N frames (0: the whole video, up to the hardware limit).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from pipelines import VideoInputError, ZeroToHeroPipeline
+from pipelines.appearance import EditedFrameError
+from pipelines.appearance.pipeline import ASPECT_TOLERANCE
+from pipelines.core.video import VideoInfo
+
+from . import (
+    InputError,
+    LazyPipeline,
+    check_model_folder,
+    clean_paths,
+    describe_video,
+    load_pipeline,
+    load_uploaded_image,
+    new_job_dir,
+    open_video,
+    pipeline_job,
+    read_frame,
+    unusable_video,
+)
+from .limits import Limits
+
+logger = logging.getLogger(__name__)
+
+
+def _whole_number(value: float | None, what: str) -> int:
+    """A slider value (Gradio sends floats) as an int; API callers may send anything."""
+    if value is None or isinstance(value, bool) or not float(value).is_integer():
+        raise InputError(f"{what} must be a whole number, got {value!r}.")
+    return int(value)
+
+
+# --------------------------------------------------------------------------------------------- the tab
+
+
+class TransferTab:
+    """State and event handlers of the Edit tab; `render()` builds its components."""
+
+    def __init__(self, checkpoint: str | os.PathLike, limits: Limits) -> None:
+        self.checkpoint = str(checkpoint)
+        self.limits = limits
+        self.pipeline = LazyPipeline("Zero-to-Hero", self._load_pipeline)
+
+    def _load_pipeline(self) -> ZeroToHeroPipeline:
+        check_model_folder(self.checkpoint)
+        pipe = ZeroToHeroPipeline.from_pretrained(self.checkpoint)
+        pipe.to(self.limits.device)
+        # gr.Progress(track_tqdm=True) shows this bar: "Transferring the edit: 12/60 frames".
+        pipe.set_progress_bar_config(desc="Transferring the edit", unit="frame")
+        return pipe
+
+    # -- checks ----------------------------------------------------------------------------------
+
+    def _frame_budget(self, info: VideoInfo, max_frames: int) -> int:
+        """The most frames a transfer processes; a video over the limit needs Max frames."""
+        limit = self.limits.max_frames
+        if not 0 <= max_frames <= limit:
+            raise InputError(
+                f"Max frames must be between 0 (whole video) and {limit} on this hardware "
+                f"({self.limits.hardware})."
+            )
+        if max_frames == 0 and info.num_frames > limit:
+            raise InputError(
+                f"The video is too long: {info.num_frames} frames, and this Space edits at most {limit} "
+                f"frames ({limit / info.fps:.1f} s at {info.fps:g} fps) on {self.limits.hardware}. Trim the "
+                "video, or set Advanced → Max frames to edit only its beginning."
+            )
+        return max_frames or limit
+
+    @staticmethod
+    def _check_frame_index(frame_index: float | None, num_frames: int, info: VideoInfo) -> int:
+        index = _whole_number(frame_index, "The frame to edit")
+        if not 0 <= index < num_frames:
+            cut = ""
+            if num_frames < info.num_frames:
+                cut = f" (only its first {num_frames} are edited: Max frames)"
+            raise InputError(
+                f"Frame {index} is out of range: the video has {info.num_frames} frames{cut}. Pick the "
+                f"frame you edited from 0 to {num_frames - 1}."
+            )
+        return index
+
+    def _load_edited_frame(self, edited_frame: str | None, info: VideoInfo, index: int) -> np.ndarray:
+        """The edited frame as RGB uint8, checked against the limits and the video's aspect ratio (the
+        pipeline's own tolerance), so a wrong file is refused before the model is loaded."""
+        if not edited_frame:
+            raise InputError(
+                f"No edited frame: download frame {index} (the button under its preview), edit it in any "
+                "image editor, and upload the edited version."
+            )
+        what = f"The edited frame ('{Path(edited_frame).name}')"
+        advice = f"Export it at the video's size, {info.width}x{info.height}."
+        rgb = load_uploaded_image(edited_frame, what, self.limits, "edited frames", advice)
+        height, width = rgb.shape[:2]
+        aspect, edited_aspect = info.width / info.height, width / height
+        if abs(edited_aspect / aspect - 1) > ASPECT_TOLERANCE:
+            raise InputError(
+                f"{what} is {width}x{height}, but the video's frames are {info.width}x{info.height}: the "
+                f"aspect ratios differ ({edited_aspect:.3f} and {aspect:.3f}). Edit the downloaded frame "
+                "without cropping it or changing its shape, and export it at the video's size."
+            )
+        return rgb
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def video_info(self, video: str | None) -> tuple[str, dict]:
+        """Describe the uploaded video and fit the frame slider to its length (UI only)."""
+        if not video:
+            return "", gr.update(maximum=max(0, self.limits.max_frames - 1), value=0)
+        info = open_video(video, self.limits)
+        lines = [
+            f"**{Path(video).name}**: {describe_video(info)}, {'with' if info.has_audio else 'no'} audio."
+        ]
+        if info.num_frames > self.limits.max_frames:
+            lines.append(
+                f"⚠️ Longer than the {self.limits.max_frames}-frame limit on this hardware: set Advanced → "
+                "Max frames to edit only its beginning, or trim it."
+            )
+        last = max(0, min(info.num_frames, self.limits.max_frames) - 1)
+        return "\n\n".join(lines), gr.update(maximum=last, value=0)
+
+    def anchor_frame(self, video: str | None, frame_index: float = 0) -> tuple[str | None, str | None]:
+        """Frame `frame_index` of the video as a PNG, twice: for the preview and the download button.
+
+        Args:
+            video: the video.
+            frame_index: the frame to edit, 0-based.
+        """
+        if not video:
+            return None, None
+        open_video(video, self.limits)
+        index = _whole_number(frame_index, "The frame to edit")
+        if index < 0:
+            raise InputError(f"Frame {index} does not exist: frames are numbered from 0.")
+        try:
+            rgb = read_frame(video, index)
+        except VideoInputError as error:
+            raise unusable_video(error, video) from error
+        path = new_job_dir() / f"{Path(video).stem}_frame{index:05d}.png"
+        Image.fromarray(rgb).save(path)
+        return str(path), str(path)
+
+    def transfer(
+        self,
+        video: str | None,
+        edited_frame: str | None,
+        frame_index: float = 0,
+        max_frames: float = 0,
+        progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (Gradio's documented idiom)
+    ) -> tuple[str, str]:
+        """Carry the edit of frame `frame_index` through `video`; returns the edited mp4 (audio kept)
+        and a Markdown summary.
+
+        Args:
+            video: the video.
+            edited_frame: the edited version of frame `frame_index` (an image of the video's aspect
+                ratio; another size is resized to the video's).
+            frame_index: the frame that was edited, 0-based.
+            max_frames: edit only the first N frames; 0 edits the whole video, up to the hardware limit.
+        """
+        info = open_video(video, self.limits)
+        budget = self._frame_budget(info, _whole_number(max_frames or 0, "Max frames"))
+        index = self._check_frame_index(frame_index, min(info.num_frames, budget), info)
+        edited = self._load_edited_frame(edited_frame, info, index)
+        resized = edited.shape[:2] != (info.height, info.width)
+        if resized:
+            gr.Warning(
+                f"The edited frame is {edited.shape[1]}x{edited.shape[0]}: resized to the video's "
+                f"{info.width}x{info.height}."
+            )
+
+        if not self.pipeline.loaded:
+            progress(0, desc="Loading the model (first run only)")
+        pipe = load_pipeline(self.pipeline, "appearance transfer", self.checkpoint)
+        output_path = new_job_dir() / f"{Path(video).stem}_edited.mp4"
+        # Counted as they are written: the container's frame count is only an estimate.
+        written = 0
+
+        def count_frame(_pipe: ZeroToHeroPipeline, frame: int) -> None:
+            nonlocal written
+            written = frame + 1
+
+        started = time.perf_counter()
+        with pipeline_job("The transfer", "set a lower Max frames, or use a shorter or smaller video"):
+            try:
+                result = pipe(
+                    video=video,
+                    edited_frame=edited,
+                    frame_index=index,
+                    # Always bounded: a container's frame count is an estimate and may undercount.
+                    max_frames=budget,
+                    output_path=output_path,
+                    output_type=None,
+                    callback_on_frame_end=count_frame,
+                )
+            except (VideoInputError, EditedFrameError) as error:
+                raise InputError(clean_paths(str(error), video)) from error
+        seconds = time.perf_counter() - started
+
+        lines = [
+            f"Carried the edit of frame {index} through {written} frames ({info.width}x{info.height}) in "
+            f"{seconds:.1f} s ({seconds / max(1, written):.2f} s per frame)."
+        ]
+        if written < info.num_frames:
+            lines.append(f"Only the first {written} of its {info.num_frames} frames (Max frames).")
+        if resized:
+            lines.append(
+                f"The edited frame ({edited.shape[1]}x{edited.shape[0]}) was resized to the video's size."
+            )
+        return str(result.video_path), "\n\n".join(lines)
+
+    # -- layout ----------------------------------------------------------------------------------
+
+    def render(self) -> None:
+        """Build the tab's components and events inside the current Blocks context."""
+        limits = self.limits
+        gr.Markdown(
+            "Edit one frame of a video in any image editor, and the edit is carried through the whole "
+            "video (Zero-to-Hero, Su et al. 2025, running on "
+            f"{limits.hardware}). **1.** Upload a video and pick the frame to edit. **2.** Download it, "
+            "edit it (recolour, paint, restyle; keep its size) and upload the edited version. "
+            "**3.** Press Transfer."
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column():
+                video = gr.Video(label="Video", sources=["upload"], height=240, elem_id="transfer-video")
+                info = gr.Markdown(elem_id="transfer-video-info")
+                frame_index = gr.Slider(
+                    0,
+                    max(0, limits.max_frames - 1),
+                    value=0,
+                    step=1,
+                    label="Frame to edit",
+                    elem_id="transfer-frame-index",
+                )
+                with gr.Row():
+                    anchor = gr.Image(
+                        label="The frame to edit",
+                        type="filepath",
+                        format="png",
+                        interactive=False,
+                        buttons=[],
+                        height=240,
+                        elem_id="transfer-anchor",
+                    )
+                    edited = gr.Image(
+                        label="Your edited version of it",
+                        type="filepath",
+                        # Passed through untouched (no conversion, no re-encoding): the edit is used exactly,
+                        # and the handler checks the file itself.
+                        image_mode=None,
+                        sources=["upload", "clipboard"],
+                        height=240,
+                        elem_id="transfer-edited",
+                    )
+                download = gr.DownloadButton(
+                    "Download the frame to edit (PNG)", size="sm", elem_id="transfer-download"
+                )
+                with gr.Accordion("Advanced", open=False):
+                    max_frames = gr.Slider(
+                        0,
+                        limits.max_frames,
+                        value=0,
+                        step=1,
+                        label="Max frames (0 = whole video)",
+                        info=f"Edit only the first N frames. Limit here: {limits.max_frames}.",
+                    )
+                run = gr.Button("Transfer", variant="primary", elem_id="transfer-button")
+            with gr.Column():
+                with gr.Row():
+                    before = gr.Video(
+                        label="Before", interactive=False, height=320, elem_id="transfer-before"
+                    )
+                    after = gr.Video(
+                        label="After (H.264 mp4, audio kept)",
+                        buttons=["download"],
+                        interactive=False,
+                        height=320,
+                        elem_id="transfer-after",
+                    )
+                summary = gr.Markdown(elem_id="transfer-summary")
+
+        # Registered first: the endpoint name goes to the first event of a function, and the same
+        # function runs again (privately) after an upload. `input` covers a number typed in the
+        # slider's box, `release` the end of a drag; "always_last" skips the frames dragged over.
+        gr.on(
+            [frame_index.input, frame_index.release],
+            self.anchor_frame,
+            inputs=[video, frame_index],
+            outputs=[anchor, download],
+            api_name="anchor_frame",
+            trigger_mode="always_last",
+        )
+        video.change(
+            self.video_info,
+            inputs=[video],
+            outputs=[info, frame_index],
+            api_visibility="private",
+        ).success(
+            self.anchor_frame,
+            inputs=[video, frame_index],
+            outputs=[anchor, download],
+            api_visibility="private",
+        )
+        run.click(
+            self.transfer,
+            inputs=[video, edited, frame_index, max_frames],
+            outputs=[after, summary],
+            api_name="transfer",
+            # One transfer at a time: the model and the frames of two would compete for memory.
+            concurrency_limit=1,
+            concurrency_id="transfer",
+        ).success(
+            # The input beside the output, once there is an output to compare it with.
+            lambda video: video,
+            inputs=[video],
+            outputs=[before],
+            api_visibility="private",
+            show_progress="hidden",
+        )
+
+
+def build_tab(checkpoint: str | os.PathLike, limits: Limits) -> TransferTab:
+    """Render the Edit tab in the current `gr.Tab` / `gr.Blocks` context."""
+    tab = TransferTab(checkpoint, limits)
+    tab.render()
+    return tab

@@ -1,0 +1,305 @@
+"""End-to-end tests of the app's Edit tab through its API, the way `gradio_client` users drive a Space.
+
+The real app (real queue) is launched once on a free local port, pointed with HUEFLOW_APPEARANCE_MODEL
+at a tiny untrained `ZeroToHeroPipeline` saved in a temporary folder. Its untrained restorer is the
+identity, so the output is the Zero stage's, which carries a flat recolouring along without any
+training; the tests check the plumbing (the anchor frame comes back exactly, an mp4 of the input's
+length and size comes back, the edit reaches the other frames, bad inputs give clear errors and the
+server keeps serving), not the model's quality. The clip (a red rectangle sliding over a gradient) and
+the edited frames are generated here.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from pipelines import ZeroToHeroPipeline
+from pipelines.appearance import AppearanceFeatureEncoder, HeroRestorer
+from pipelines.core.video import write_video
+
+# Gradio's queue uses pandas APIs that pandas 3 deprecates; not ours to fix.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+]
+
+NUM_FRAMES, LONG_NUM_FRAMES = 6, 10
+HEIGHT, WIDTH = 96, 128
+ANCHOR = 2  # the frame that is edited
+BOX_SIZE = (32, 24)  # width, height of the red rectangle
+BOX_START, BOX_STEP = (24, 32), (3, 1)  # x, y of its top-left corner on frame 0; pixels per frame
+RED, BLUE = (220, 30, 30), (30, 40, 220)
+# Lowered through the environment (see space/limits.py) so "too long" and "too large" inputs stay tiny.
+MAX_FRAMES_LIMIT = 8
+MAX_IMAGE_SIDE = 300
+# Mean absolute difference (0-255) allowed between an unedited output and its input: H.264 re-encoding.
+MAX_CODEC_DIFFERENCE = 3.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def box(frame_index: int) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1 (exclusive) of the red rectangle on a frame."""
+    x = BOX_START[0] + BOX_STEP[0] * frame_index
+    y = BOX_START[1] + BOX_STEP[1] * frame_index
+    return x, y, x + BOX_SIZE[0], y + BOX_SIZE[1]
+
+
+def sliding_box_clip(num_frames: int) -> np.ndarray:
+    """A flat red rectangle sliding over a smooth gradient: (T, H, W, 3) uint8."""
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    background = np.stack([60 + xx * 0.8, 80 + yy * 0.8, np.full_like(xx, 140.0)], axis=-1).astype(np.uint8)
+    frames = []
+    for index in range(num_frames):
+        frame = background.copy()
+        x0, y0, x1, y1 = box(index)
+        frame[y0:y1, x0:x1] = RED
+        frames.append(frame)
+    return np.stack(frames)
+
+
+def decode(path: str | Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+def read_png(path: str) -> np.ndarray:
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return np.asarray(image.convert("RGB"))
+
+
+def mean_difference(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("media")
+    files = {
+        "video": Path(write_video(sliding_box_clip(NUM_FRAMES), folder / "sliding.mp4", fps=6)),
+        "long_video": Path(write_video(sliding_box_clip(LONG_NUM_FRAMES), folder / "long.mp4", fps=6)),
+        "corrupt_video": folder / "x.mp4",
+    }
+    files["corrupt_video"].write_bytes(np.random.default_rng(0).bytes(4096))
+    # Edits start from the anchor as the app gives it: the decoded frame, not the clip before encoding.
+    decoded = decode(files["video"])
+    anchor = decoded[ANCHOR]
+    edited = anchor.copy()
+    x0, y0, x1, y1 = box(ANCHOR)
+    edited[y0:y1, x0:x1] = BLUE
+    images = {
+        "unedited": anchor,
+        "unedited_first": decoded[0],
+        "edited": edited,
+        "edited_twice_the_size": np.asarray(Image.fromarray(edited).resize((2 * WIDTH, 2 * HEIGHT))),
+        "edited_square": np.asarray(Image.fromarray(edited).resize((HEIGHT, HEIGHT))),
+        "edited_too_large": np.asarray(Image.fromarray(edited).resize((4 * WIDTH, 4 * HEIGHT))),
+    }
+    for name, array in images.items():
+        files[name] = folder / f"{name}.png"
+        Image.fromarray(array).save(files[name])
+    # A PNG whose header reads fine but whose pixels are cut off (an interrupted download).
+    files["truncated"] = folder / "truncated.png"
+    files["truncated"].write_bytes(files["edited"].read_bytes()[:200])
+    return files
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """An untrained Zero-to-Hero pipeline, small enough to edit the clip in a fraction of a second."""
+    folder = tmp_path_factory.mktemp("tiny-zero2hero")
+    torch.manual_seed(0)
+    encoder = AppearanceFeatureEncoder(
+        backbone_config={
+            "feature_channels": 16,
+            "hidden_channels": [8, 16],
+            "backbone": None,
+            "use_motion": False,
+        }
+    )
+    restorer = HeroRestorer(hidden_channels=(8, 8, 8), num_residual_blocks=1)
+    ZeroToHeroPipeline(encoder, restorer, processing_size=64).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def client(tiny_model, tmp_path_factory) -> Iterator[Client]:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HUEFLOW_APPEARANCE_MODEL", str(tiny_model))
+        env.setenv("HUEFLOW_MAX_FRAMES", str(MAX_FRAMES_LIMIT))
+        env.setenv("HUEFLOW_MAX_EXEMPLAR_SIDE", str(MAX_IMAGE_SIDE))
+        env.setenv("HUEFLOW_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        from app import build_demo
+
+        demo = build_demo()
+        port = free_port()
+        demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        try:
+            yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+        finally:
+            demo.close()
+
+
+def transfer(
+    client: Client,
+    media: dict[str, Path],
+    video="video",
+    edited="edited",
+    frame_index=ANCHOR,
+    max_frames=0,
+) -> tuple[str, str]:
+    def file(name):
+        return None if name is None else handle_file(str(media[name]))
+
+    return client.predict(file(video), file(edited), frame_index, max_frames, api_name="/transfer")
+
+
+# ------------------------------------------------------------------------------------- with the app
+
+
+def test_anchor_frame_is_that_frame_as_png(client, media):
+    preview, download = client.predict(handle_file(str(media["video"])), ANCHOR, api_name="/anchor_frame")
+
+    assert Path(download).name == f"sliding_frame{ANCHOR:05d}.png"
+    expected = decode(media["video"])[ANCHOR]
+    for path in (preview, download):
+        frame = read_png(path)
+        assert frame.shape == (HEIGHT, WIDTH, 3)
+        np.testing.assert_array_equal(frame, expected)
+
+
+@pytest.mark.parametrize(
+    ("video", "frame_index", "message"),
+    [
+        ("video", NUM_FRAMES, f"has {NUM_FRAMES} frames: pick a frame from 0 to {NUM_FRAMES - 1}"),
+        ("corrupt_video", 0, "cannot be used as the video"),
+        # Gradio's slider checks its own bounds before the app sees the value.
+        ("video", MAX_FRAMES_LIMIT, f"greater than maximum value {MAX_FRAMES_LIMIT - 1}"),
+    ],
+    ids=["past-the-end", "corrupt-video", "over-the-limit"],
+)
+def test_anchor_frame_refuses_bad_input(client, media, video, frame_index, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(handle_file(str(media[video])), frame_index, api_name="/anchor_frame")
+
+
+def test_identical_edited_frame_gives_the_input(client, media):
+    # Frame index and max frames are optional: the anchor is frame 0 by default.
+    video_path, summary = client.predict(
+        handle_file(str(media["video"])), handle_file(str(media["unedited_first"])), api_name="/transfer"
+    )
+
+    assert video_path.endswith("sliding_edited.mp4")
+    with av.open(video_path) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+    frames, inputs = decode(video_path), decode(media["video"])
+    assert frames.shape == (NUM_FRAMES, HEIGHT, WIDTH, 3)
+    assert mean_difference(frames, inputs) < MAX_CODEC_DIFFERENCE
+    assert f"Carried the edit of frame 0 through {NUM_FRAMES} frames ({WIDTH}x{HEIGHT})" in summary
+
+
+def test_edit_of_the_anchor_reaches_the_other_frames(client, media):
+    video_path, summary = transfer(client, media)
+
+    assert f"frame {ANCHOR} through {NUM_FRAMES} frames" in summary
+    frames, inputs = decode(video_path), decode(media["video"])
+    assert frames.shape == (NUM_FRAMES, HEIGHT, WIDTH, 3)
+    for index in range(NUM_FRAMES):
+        # The rectangle is blue wherever it has moved to (inside it, away from codec-blurred edges)...
+        x0, y0, x1, y1 = box(index)
+        inside = frames[index, y0 + 3 : y1 - 3, x0 + 3 : x1 - 3].reshape(-1, 3).mean(axis=0)
+        assert np.abs(inside - BLUE).max() < 30, f"frame {index}: {inside}"
+        # ... and the rest of the frame is unchanged.
+        outside = np.ones((HEIGHT, WIDTH), dtype=bool)
+        outside[max(0, y0 - 4) : y1 + 4, max(0, x0 - 4) : x1 + 4] = False
+        assert mean_difference(frames[index][outside], inputs[index][outside]) < MAX_CODEC_DIFFERENCE
+
+
+@pytest.mark.filterwarnings("ignore:The edited frame is .* resizing the edited frame")
+def test_edited_frame_of_another_size_is_resized(client, media):
+    video_path, summary = transfer(client, media, edited="edited_twice_the_size", max_frames=3)
+
+    assert decode(video_path).shape == (3, HEIGHT, WIDTH, 3)
+    assert f"({2 * WIDTH}x{2 * HEIGHT}) was resized to the video's size" in summary
+    assert f"Only the first 3 of its {NUM_FRAMES} frames" in summary
+
+
+def test_max_frames_edits_the_beginning_of_a_long_video(client, media):
+    # 10 frames is over the limit of 8, but editing the first 4 is fine.
+    video_path, _ = transfer(client, media, video="long_video", max_frames=4)
+    assert decode(video_path).shape == (4, HEIGHT, WIDTH, 3)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"video": None}, "Upload a video first"),
+        ({"video": "corrupt_video"}, "cannot be used as the video"),
+        ({"video": "unedited"}, "is an image, not a video"),
+        ({"video": "long_video"}, f"too long: {LONG_NUM_FRAMES} frames"),
+        ({"edited": None}, f"No edited frame: download frame {ANCHOR}"),
+        ({"edited": "edited_square"}, f"is {HEIGHT}x{HEIGHT}, but the video's frames are {WIDTH}x{HEIGHT}"),
+        ({"edited": "edited_too_large"}, f"edited frames may be at most {MAX_IMAGE_SIDE} px per side"),
+        ({"edited": "truncated"}, r"The edited frame \('truncated.png'\) could not be read"),
+        ({"frame_index": NUM_FRAMES}, f"Frame {NUM_FRAMES} is out of range: the video has {NUM_FRAMES} fr"),
+        ({"frame_index": 4, "max_frames": 3}, r"only its first 3 are edited: Max frames\)"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "-".join(map(str, value.values())),
+)
+def test_bad_input_gives_clear_error_and_next_job_runs(client, media, inputs, message):
+    with pytest.raises(AppError, match=message) as error:
+        transfer(client, media, **inputs)
+    assert "Traceback" not in str(error.value)
+
+    # The failed job leaves nothing behind: the next visitor's job runs normally (3 frames, for speed).
+    video_path, _ = transfer(client, media, max_frames=3)
+    assert decode(video_path).shape[0] == 3
+
+
+# ------------------------------------------------------------------------------------ without a server
+
+
+def test_video_info_fits_the_frame_slider(media):
+    from space.limits import Limits
+    from space.transfer_tab import TransferTab
+
+    limits = Limits.detect().with_env_overrides({"HUEFLOW_MAX_FRAMES": str(MAX_FRAMES_LIMIT)})
+    tab = TransferTab("unused", limits)
+    text, slider = tab.video_info(str(media["video"]))
+    assert f"{WIDTH}x{HEIGHT}, {NUM_FRAMES} frames" in text
+    assert slider["maximum"] == NUM_FRAMES - 1 and slider["value"] == 0
+
+    text, slider = tab.video_info(str(media["long_video"]))
+    assert f"Longer than the {MAX_FRAMES_LIMIT}-frame limit" in text
+    assert slider["maximum"] == MAX_FRAMES_LIMIT - 1
+
+
+def test_missing_model_gives_clear_error_and_is_retried(media, tmp_path):
+    """A missing checkpoint is reported as such (not as the visitor's fault), and is not cached:
+    the next request tries to load it again."""
+    import gradio as gr
+
+    from space.limits import Limits
+    from space.transfer_tab import TransferTab
+
+    tab = TransferTab(tmp_path / "no-such-model", Limits.detect())
+    message = "appearance transfer model could not be loaded .no model folder at"
+    for _ in range(2):
+        with pytest.raises(gr.Error, match=message):
+            tab.transfer(str(media["video"]), str(media["edited"]), ANCHOR, progress=lambda *a, **k: None)
+    assert not tab.pipeline.loaded
