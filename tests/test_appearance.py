@@ -31,6 +31,7 @@ from pipelines.correspondence.modeling import MotionCorrespondenceEncoder
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 CORRESPONDENCE_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "mer-correspondence"
+EMBEDDED_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "zero2hero-lite"
 
 
 def make_tiny_pipe(seed: int = 0, random_head: bool = True, **config) -> ZeroToHeroPipeline:
@@ -198,6 +199,25 @@ def test_colour_edit_on_a_translating_clip_is_followed_and_unedited_pixels_kept(
     unedited[:, :, :12] = False  # new content entering from the right is matched too; the left edge too
     error = (output.astype(float) - clip)[unedited] / 255.0
     assert 10 * np.log10(1 / np.mean(error**2)) >= 35
+
+
+def test_embedded_model_carries_an_edit_keeps_unedited_pixels_and_passes_an_unedited_video_through():
+    pipe = ZeroToHeroPipeline.from_pretrained(EMBEDDED_MODEL)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.config.finetune_steps > 0  # the shipped default fine-tunes the restorer per video
+    clip = translating_clip()
+    truth = blobs_to_blue(clip)
+    # A few fine-tuning steps: the shipped default takes about half a minute on a CPU.
+    output = pipe(video=clip, edited_frame=truth[0], finetune_steps=4, output_type="np").frames
+    output = (output * 255).round().astype(np.uint8)
+    for index in range(1, len(clip)):
+        assert psnr(output[index], truth[index]) > 30
+    unedited = (truth == clip).all(axis=-1)
+    unedited[:, :, :12] = False
+    error = (output.astype(float) - clip)[unedited] / 255.0
+    assert 10 * np.log10(1 / np.mean(error**2)) >= 35
+    same = pipe(video=clip, edited_frame=clip[0], finetune_steps=4, output_type="np").frames
+    np.testing.assert_array_equal((same * 255).round().astype(np.uint8), clip)
 
 
 def test_anchor_in_the_middle_takes_the_edit_exactly_and_the_frames_before_follow():
