@@ -33,7 +33,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a plain script
 from benchmarks.colorization_speed import (  # noqa: E402
     large_still,
     machine_description,
-    record,
+    print_and_record,
     synthetic_frames,
 )
 
@@ -142,11 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['peak_rss_mb']:.0f}",
         f"`{shlex.join(command)}`",
     ]
-    row = "| " + " | ".join(cells) + " |"
-    print(TABLE_HEADER.splitlines()[0])
-    print(row, flush=True)
-    if not args.no_record:
-        record(row, HEADING, TABLE_HEADER, DESCRIPTION)
+    print_and_record(cells, HEADING, TABLE_HEADER, DESCRIPTION, save=not args.no_record)
     return 0
 
 

@@ -243,6 +243,16 @@ def record(
     path.write_text("\n".join(lines) + "\n")
 
 
+def print_and_record(cells: list[str], heading: str, table_header: str, description: str, save: bool) -> None:
+    """Print a benchmark's table header and its new row (`cells`), and with `save` add the row to
+    RESULTS.md (`record`): the last step every benchmark script shares."""
+    row = "| " + " | ".join(cells) + " |"
+    print(table_header.splitlines()[0])
+    print(row, flush=True)
+    if save:
+        record(row, heading, table_header, description)
+
+
 def run_one(num_frames: int, args: argparse.Namespace, machine: str) -> dict:
     """Write the input clip, then measure it in a fresh worker process."""
     from pipelines.core.video import write_video

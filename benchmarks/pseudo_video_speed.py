@@ -24,7 +24,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a plain script
 
 import torch  # noqa: E402
 
-from benchmarks.colorization_speed import machine_description, record  # noqa: E402
+from benchmarks.colorization_speed import machine_description, print_and_record  # noqa: E402
 from pipelines.pseudo_video import PseudoVideoPipeline  # noqa: E402
 
 DEFAULT_MODEL = "checkpoints/pseudo-video-digits"
@@ -87,11 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['images_per_second']:.1f}",
         f"`{shlex.join(command)}`",
     ]
-    row = "| " + " | ".join(cells) + " |"
-    print(TABLE_HEADER.splitlines()[0])
-    print(row, flush=True)
-    if not args.no_record:
-        record(row, HEADING, TABLE_HEADER, DESCRIPTION)
+    print_and_record(cells, HEADING, TABLE_HEADER, DESCRIPTION, save=not args.no_record)
     return 0
 
 
