@@ -6,8 +6,10 @@ and wires its events; `app.py` puts the tabs together. Pipelines are loaded lazi
 
 What more than one tab needs lives here: `InputError` for problems with the visitor's input,
 `open_video` (the checks every uploaded video goes through), `load_uploaded_image` (the same for
-images), `check_model_folder` and `load_pipeline` (a model that cannot be loaded becomes a clear
-`gr.Error`), per-request job folders and small frame helpers.
+images), `check_max_frames` and `check_video_length` (Max frames against the limits),
+`pretrained_pipeline` (a tab's `LazyPipeline` of its model), `check_model_folder` and `load_pipeline`
+(a model that cannot be loaded becomes a clear `gr.Error`), per-request job folders and small frame
+and layout helpers.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch
 from PIL import Image
 
 from pipelines import PretrainedLoadError, VideoInputError
+from pipelines.core.hub import HueflowPipeline
 from pipelines.core.video import VideoInfo, VideoReader, load_image
 
 from .limits import Limits
@@ -38,6 +41,7 @@ from .limits import Limits
 logger = logging.getLogger(__name__)
 
 PipelineT = TypeVar("PipelineT")
+HueflowPipelineT = TypeVar("HueflowPipelineT", bound=HueflowPipeline)
 
 # Results are kept this long for their download links; older job folders are removed.
 JOB_MAX_AGE_S = 2 * 3600
@@ -87,10 +91,39 @@ def check_model_folder(checkpoint: str) -> None:
         raise PretrainedLoadError(f"no model folder at {path.parent.name}/{path.name}")
 
 
-def load_pipeline(pipeline: LazyPipeline[PipelineT], task: str, checkpoint: str) -> PipelineT:
+def pretrained_pipeline(
+    name: str,
+    pipeline_class: type[HueflowPipelineT],
+    checkpoint: str | os.PathLike,
+    limits: Limits,
+    *,
+    check_folder: bool = True,
+    **progress_bar_config: object,
+) -> LazyPipeline[HueflowPipelineT]:
+    """A `LazyPipeline` that loads `pipeline_class` from `checkpoint` (a model folder or Hub repo id)
+    onto `limits.device` on first use, with `set_progress_bar_config(**progress_bar_config)`; with
+    `check_folder`, a missing local folder is reported by `check_model_folder` first."""
+    checkpoint = str(checkpoint)
+
+    def load() -> HueflowPipelineT:
+        if check_folder:
+            check_model_folder(checkpoint)
+        pipe = pipeline_class.from_pretrained(checkpoint)
+        pipe.to(limits.device)
+        pipe.set_progress_bar_config(**progress_bar_config)
+        return pipe
+
+    return LazyPipeline(name, load)
+
+
+def load_pipeline(
+    pipeline: LazyPipeline[PipelineT], task: str, checkpoint: str, progress: gr.Progress | None = None
+) -> PipelineT:
     """`pipeline.get()`, with a failure (missing or incompatible checkpoint) logged in full on the server
     and shown to the visitor as a short `gr.Error` that says it is not their fault. A failed load is
-    not cached: the next request tries again."""
+    not cached: the next request tries again. Given `progress`, a first load is announced on it."""
+    if progress is not None and not pipeline.loaded:
+        progress(0, desc="Loading the model (first run only)")
     try:
         return pipeline.get()
     except Exception as error:
@@ -159,6 +192,40 @@ def open_video(video: str | None, limits: Limits) -> VideoInfo:
     return info
 
 
+def check_max_frames(max_frames: int, limits: Limits) -> None:
+    """Refuse a Max frames setting outside 0 (the whole video) to `limits.max_frames`."""
+    if not 0 <= max_frames <= limits.max_frames:
+        raise InputError(
+            f"Max frames must be between 0 (whole video) and {limits.max_frames} on this hardware "
+            f"({limits.hardware})."
+        )
+
+
+def check_video_length(info: VideoInfo, max_frames: int, limits: Limits, verb: str) -> None:
+    """Refuse a video over `limits.max_frames` when Max frames is 0 (the whole video). `verb` is what
+    the tab does to the frames ("colour", "edit"), as the message says."""
+    limit = limits.max_frames
+    if max_frames == 0 and info.num_frames > limit:
+        raise InputError(
+            f"The video is too long: {info.num_frames} frames, and this Space {verb}s at most {limit} "
+            f"frames ({limit / info.fps:.1f} s at {info.fps:g} fps) on {limits.hardware}. Trim the "
+            f"video, or set Advanced → Max frames to {verb} only its beginning."
+        )
+
+
+def max_frames_slider(limits: Limits, verb: str) -> gr.Slider:
+    """The "Max frames (0 = whole video)" slider of a tab's Advanced settings; `verb` ("Track") starts
+    its info line."""
+    return gr.Slider(
+        0,
+        limits.max_frames,
+        value=0,
+        step=1,
+        label="Max frames (0 = whole video)",
+        info=f"{verb} only the first N frames. Limit here: {limits.max_frames}.",
+    )
+
+
 def load_uploaded_image(path: str, what: str, limits: Limits, kind: str, advice: str) -> np.ndarray:
     """Decode an uploaded image as RGB uint8 (H, W, 3), refusing files that are not images and images
     over the limits on reference images (`max_exemplar_side`, `max_exemplar_megapixels`).
@@ -214,6 +281,23 @@ def read_frame(video: str, index: int) -> np.ndarray:
     raise InputError(f"'{Path(video).name}' has {count} frames: pick a frame from 0 to {max(0, count - 1)}.")
 
 
+def read_uploaded_frame(video: str, index: int) -> np.ndarray:
+    """`read_frame` of an uploaded video, with a file that does not decode reported as `unusable_video`."""
+    try:
+        return read_frame(video, index)
+    except VideoInputError as error:
+        raise unusable_video(error, video) from error
+
+
+def save_frame_png(video: str, index: int) -> str:
+    """Frame `index` of an uploaded video saved as a PNG in a new job folder (to preview, download and
+    edit); returns its path."""
+    rgb = read_uploaded_frame(video, index)
+    path = new_job_dir() / f"{Path(video).stem}_frame{index:05d}.png"
+    Image.fromarray(rgb).save(path)
+    return str(path)
+
+
 def describe_video(info: VideoInfo) -> str:
     """A one-line description, e.g. `640x360, 75 frames at 25 fps (3.0 s)`."""
     seconds = info.num_frames / info.fps
@@ -231,15 +315,21 @@ __all__ = [
     "JOB_MAX_AGE_S",
     "InputError",
     "LazyPipeline",
+    "check_max_frames",
     "check_model_folder",
+    "check_video_length",
     "clean_paths",
     "describe_video",
     "load_pipeline",
     "load_uploaded_image",
+    "max_frames_slider",
     "new_job_dir",
     "open_video",
     "pipeline_job",
+    "pretrained_pipeline",
     "read_frame",
+    "read_uploaded_frame",
+    "save_frame_png",
     "to_gray",
     "unusable_video",
 ]

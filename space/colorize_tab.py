@@ -23,7 +23,6 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-from PIL import Image
 
 from pipelines import ColorMNetPipeline, VideoInputError
 from pipelines.colorization import ExemplarError, MemoryConfig
@@ -31,17 +30,19 @@ from pipelines.core.video import VideoInfo, VideoReader, is_grayscale_image
 
 from . import (
     InputError,
-    LazyPipeline,
+    check_video_length,
     clean_paths,
     describe_video,
     load_pipeline,
     load_uploaded_image,
+    max_frames_slider,
     new_job_dir,
     open_video,
     pipeline_job,
+    pretrained_pipeline,
     read_frame,
+    save_frame_png,
     to_gray,
-    unusable_video,
 )
 from .examples import colorize_examples
 from .limits import Limits
@@ -83,12 +84,7 @@ def check_video(video: str | None, limits: Limits, max_frames: int) -> VideoInfo
         raise InputError(
             f"Max frames may be at most {limits.max_frames} on this hardware ({limits.hardware})."
         )
-    if max_frames == 0 and info.num_frames > limits.max_frames:
-        raise InputError(
-            f"The video is too long: {info.num_frames} frames, and this Space colours at most "
-            f"{limits.max_frames} frames ({limits.max_frames / info.fps:.1f} s at {info.fps:g} fps) on "
-            f"{limits.hardware}. Trim the video, or set Advanced → Max frames to colour only its beginning."
-        )
+    check_video_length(info, max_frames, limits, "colour")
     return info
 
 
@@ -160,14 +156,16 @@ class ColorizeTab:
         self.checkpoint = str(checkpoint)
         self.limits = limits
         self.defaults = ColorizeDefaults.from_checkpoint(checkpoint)
-        self.pipeline = LazyPipeline("ColorMNet", self._load_pipeline)
-
-    def _load_pipeline(self) -> ColorMNetPipeline:
-        pipe = ColorMNetPipeline.from_pretrained(self.checkpoint)
-        pipe.to(self.limits.device)
-        # gr.Progress(track_tqdm=True) shows this bar: "Colorizing: 12/60 frames".
-        pipe.set_progress_bar_config(desc="Colorizing", unit="frame")
-        return pipe
+        # gr.Progress(track_tqdm=True) shows its progress bar: "Colorizing: 12/60 frames".
+        self.pipeline = pretrained_pipeline(
+            "ColorMNet",
+            ColorMNetPipeline,
+            checkpoint,
+            limits,
+            check_folder=False,
+            desc="Colorizing",
+            unit="frame",
+        )
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -228,9 +226,7 @@ class ColorizeTab:
                 f"Processing resolution must be between 64 and {self.limits.max_processing_size}."
             )
 
-        if not self.pipeline.loaded:
-            progress(0, desc="Loading the model (first run only)")
-        pipe = load_pipeline(self.pipeline, "colorization", self.checkpoint)
+        pipe = load_pipeline(self.pipeline, "colorization", self.checkpoint, progress)
         output_path = new_job_dir() / f"{Path(video).stem}_colour.mp4"
         with pipeline_job(
             "Colorization", "lower the processing resolution or Max frames, or use a shorter video"
@@ -277,14 +273,7 @@ class ColorizeTab:
         """Save frame `frame` of the video as a PNG to colour in an editor and upload back as an exemplar."""
         if not video:
             raise InputError("Upload a video first, then pick the frame to extract.")
-        index = int(frame)
-        try:
-            rgb = read_frame(video, index)
-        except VideoInputError as error:
-            raise unusable_video(error, video) from error
-        path = new_job_dir() / f"{Path(video).stem}_frame{index:05d}.png"
-        Image.fromarray(rgb).save(path)
-        return str(path)
+        return save_frame_png(video, int(frame))
 
     # -- layout ----------------------------------------------------------------------------------
 
@@ -326,14 +315,7 @@ class ColorizeTab:
                         elem_id="processing-size",
                         info="The model runs at this size; colour is lifted to the full resolution after.",
                     )
-                    max_frames = gr.Slider(
-                        0,
-                        limits.max_frames,
-                        value=0,
-                        step=1,
-                        label="Max frames (0 = whole video)",
-                        info=f"Colour only the first N frames. Limit here: {limits.max_frames}.",
-                    )
+                    max_frames = max_frames_slider(limits, "Colour")
                     top_k = gr.Slider(
                         1, 100, value=defaults.top_k, step=1, label="top_k",
                         info="Memory elements each pixel reads its colour from.",

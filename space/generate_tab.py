@@ -44,7 +44,7 @@ from PIL import Image
 
 from pipelines import PseudoVideoPipeline
 
-from . import InputError, LazyPipeline, load_pipeline, new_job_dir, pipeline_job
+from . import InputError, load_pipeline, new_job_dir, pipeline_job, pretrained_pipeline
 from .limits import Limits
 
 logger = logging.getLogger(__name__)
@@ -231,15 +231,11 @@ class GenerateTab:
         self.checkpoint = str(checkpoint)
         self.limits = limits
         self.defaults = GenerateDefaults.from_checkpoint(checkpoint)
-        self.pipeline = LazyPipeline("pseudo-video", self._load_pipeline)
+        self.pipeline = pretrained_pipeline(
+            "pseudo-video", PseudoVideoPipeline, checkpoint, limits, check_folder=False, disable=True
+        )
         self._results: OrderedDict[tuple[int, int, int], Samples] = OrderedDict()
         self._results_lock = threading.Lock()
-
-    def _load_pipeline(self) -> PseudoVideoPipeline:
-        pipe = PseudoVideoPipeline.from_pretrained(self.checkpoint)
-        pipe.to(self.limits.device)
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
 
     def _samples(self, settings: GenerateSettings, progress: gr.Progress | None = None) -> Samples:
         """The images and pseudo videos of (seed, num_images, num_frames), from the recent results or
@@ -249,9 +245,7 @@ class GenerateTab:
             if key in self._results:
                 self._results.move_to_end(key)
                 return self._results[key]
-        if progress is not None and not self.pipeline.loaded:
-            progress(0, desc="Loading the model (first run only)")
-        pipe = load_pipeline(self.pipeline, "generation", self.checkpoint)
+        pipe = load_pipeline(self.pipeline, "generation", self.checkpoint, progress)
         started = time.perf_counter()
         with pipeline_job("Generation", "generate fewer images or use fewer frames"):
             try:

@@ -16,6 +16,19 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
+# The limits `Limits.detect` picks, per field: (on a CPU, on a GPU).
+HARDWARE_LIMITS: dict[str, tuple[int | float, int | float]] = {
+    "max_frames": (300, 1800),
+    "max_side": (1280, 1920),
+    "max_processing_size": (512, 1024),
+    "max_exemplar_side": (4096, 8192),
+    "max_exemplar_megapixels": (16.0, 40.0),
+    "max_exemplars": (4, 8),
+    "max_upload_mb": (200, 1000),
+    "max_generated_images": (64, 256),
+    "max_pseudo_video_frames": (32, 64),
+}
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -45,34 +58,10 @@ class Limits:
     @classmethod
     def detect(cls) -> Limits:
         """Limits for the hardware found at start-up, with `HUEFLOW_<FIELD>` environment overrides."""
-        if torch.cuda.is_available():
-            limits = cls(
-                hardware=f"GPU ({torch.cuda.get_device_name(0)})",
-                device="cuda",
-                max_frames=1800,
-                max_side=1920,
-                max_processing_size=1024,
-                max_exemplar_side=8192,
-                max_exemplar_megapixels=40.0,
-                max_exemplars=8,
-                max_upload_mb=1000,
-                max_generated_images=256,
-                max_pseudo_video_frames=64,
-            )
-        else:
-            limits = cls(
-                hardware="CPU",
-                device="cpu",
-                max_frames=300,
-                max_side=1280,
-                max_processing_size=512,
-                max_exemplar_side=4096,
-                max_exemplar_megapixels=16.0,
-                max_exemplars=4,
-                max_upload_mb=200,
-                max_generated_images=64,
-                max_pseudo_video_frames=32,
-            )
+        on_gpu = torch.cuda.is_available()
+        hardware = f"GPU ({torch.cuda.get_device_name(0)})" if on_gpu else "CPU"
+        values = {name: gpu if on_gpu else cpu for name, (cpu, gpu) in HARDWARE_LIMITS.items()}
+        limits = cls(hardware=hardware, device="cuda" if on_gpu else "cpu", **values)
         return limits.with_env_overrides()
 
     def with_env_overrides(self, environ: dict[str, str] | None = None) -> Limits:

@@ -47,16 +47,16 @@ from pipelines.correspondence.pipeline import PALETTE, draw_tracks
 
 from . import (
     InputError,
-    LazyPipeline,
-    check_model_folder,
+    check_max_frames,
     clean_paths,
     describe_video,
     load_pipeline,
+    max_frames_slider,
     new_job_dir,
     open_video,
     pipeline_job,
-    read_frame,
-    unusable_video,
+    pretrained_pipeline,
+    read_uploaded_frame,
 )
 from .limits import Limits
 
@@ -272,23 +272,12 @@ class TrackTab:
     def __init__(self, checkpoint: str | os.PathLike, limits: Limits) -> None:
         self.checkpoint = str(checkpoint)
         self.limits = limits
-        self.pipeline = LazyPipeline("Correspondence", self._load_pipeline)
-
-    def _load_pipeline(self) -> CorrespondencePipeline:
-        check_model_folder(self.checkpoint)
-        pipe = CorrespondencePipeline.from_pretrained(self.checkpoint)
-        pipe.to(self.limits.device)
-        # gr.Progress(track_tqdm=True) shows this bar: "Tracking: 12/60 frames".
-        pipe.set_progress_bar_config(desc="Tracking", unit="frame")
-        return pipe
+        # gr.Progress(track_tqdm=True) shows its progress bar: "Tracking: 12/60 frames".
+        self.pipeline = pretrained_pipeline(
+            "Correspondence", CorrespondencePipeline, checkpoint, limits, desc="Tracking", unit="frame"
+        )
 
     # -- events ----------------------------------------------------------------------------------
-
-    def _first_frame_rgb(self, video: str) -> np.ndarray:
-        try:
-            return read_frame(video, 0)
-        except VideoInputError as error:
-            raise unusable_video(error, video) from error
 
     def first_frame(self, video: str | None) -> tuple[dict | None, str, np.ndarray | None, str]:
         """Frame 0 of the uploaded video as the editor's background (nothing painted yet), a line
@@ -296,7 +285,7 @@ class TrackTab:
         if not video:
             return None, "", None, ""
         info = open_video(video, self.limits)
-        frame = self._first_frame_rgb(video)
+        frame = read_uploaded_frame(video, 0)
         lines = [f"**{Path(video).name}**: {describe_video(info)}."]
         if info.num_frames > self.limits.max_frames:
             lines.append(
@@ -323,7 +312,7 @@ class TrackTab:
         """Append the clicked position to the points and redraw them on frame 0."""
         if not video:
             raise InputError("Upload a video first, then click on its first frame to add points.")
-        frame = self._first_frame_rgb(video)
+        frame = read_uploaded_frame(video, 0)
         height, width = frame.shape[:2]
         current = parse_points(points, width, height)
         clicked = np.asarray([event.index], dtype=np.float32)
@@ -333,7 +322,7 @@ class TrackTab:
         return format_points(updated), draw_tracks(frame, updated, None)
 
     def clear_points(self, video: str | None) -> tuple[str, np.ndarray | None]:
-        return "", (self._first_frame_rgb(video) if video else None)
+        return "", (read_uploaded_frame(video, 0) if video else None)
 
     def track(
         self,
@@ -354,11 +343,7 @@ class TrackTab:
             points: optional "x, y" pixel positions on frame 0, one per line or separated by ";".
         """
         max_frames = int(max_frames or 0)
-        if not 0 <= max_frames <= self.limits.max_frames:
-            raise InputError(
-                f"Max frames must be between 0 (whole video) and {self.limits.max_frames} on this hardware "
-                f"({self.limits.hardware})."
-            )
+        check_max_frames(max_frames, self.limits)
         info = open_video(video, self.limits)
         mask = painted_mask(drawing, info.height, info.width)
         point_array = parse_points(points, info.width, info.height)
@@ -375,9 +360,7 @@ class TrackTab:
                 f"{self.limits.max_frames} are tracked."
             )
 
-        if not self.pipeline.loaded:
-            progress(0, desc="Loading the model (first run only)")
-        pipe = load_pipeline(self.pipeline, "tracking", self.checkpoint)
+        pipe = load_pipeline(self.pipeline, "tracking", self.checkpoint, progress)
         output_path = new_job_dir() / f"{Path(video).stem}_tracked.mp4"
         started = time.perf_counter()
         with pipeline_job("Tracking", "set a lower Max frames, or use a shorter video"):
@@ -475,14 +458,7 @@ class TrackTab:
                     )
                     clear_points = gr.Button("Clear points", size="sm")
                 with gr.Accordion("Advanced", open=False):
-                    max_frames = gr.Slider(
-                        0,
-                        limits.max_frames,
-                        value=0,
-                        step=1,
-                        label="Max frames (0 = whole video)",
-                        info=f"Track only the first N frames. Limit here: {limits.max_frames}.",
-                    )
+                    max_frames = max_frames_slider(limits, "Track")
                 run = gr.Button("Track", variant="primary", elem_id="track-button")
             with gr.Column():
                 output = gr.Video(

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-from PIL import Image
 
 from pipelines import VideoInputError, ZeroToHeroPipeline
 from pipelines.appearance import EditedFrameError
@@ -37,17 +36,18 @@ from pipelines.core.video import VideoInfo
 
 from . import (
     InputError,
-    LazyPipeline,
-    check_model_folder,
+    check_max_frames,
+    check_video_length,
     clean_paths,
     describe_video,
     load_pipeline,
     load_uploaded_image,
+    max_frames_slider,
     new_job_dir,
     open_video,
     pipeline_job,
-    read_frame,
-    unusable_video,
+    pretrained_pipeline,
+    save_frame_png,
 )
 from .limits import Limits
 
@@ -70,33 +70,18 @@ class TransferTab:
     def __init__(self, checkpoint: str | os.PathLike, limits: Limits) -> None:
         self.checkpoint = str(checkpoint)
         self.limits = limits
-        self.pipeline = LazyPipeline("Zero-to-Hero", self._load_pipeline)
-
-    def _load_pipeline(self) -> ZeroToHeroPipeline:
-        check_model_folder(self.checkpoint)
-        pipe = ZeroToHeroPipeline.from_pretrained(self.checkpoint)
-        pipe.to(self.limits.device)
-        # gr.Progress(track_tqdm=True) shows this bar: "Transferring the edit: 12/60 frames".
-        pipe.set_progress_bar_config(desc="Transferring the edit", unit="frame")
-        return pipe
+        # gr.Progress(track_tqdm=True) shows its progress bar: "Transferring the edit: 12/60 frames".
+        self.pipeline = pretrained_pipeline(
+            "Zero-to-Hero", ZeroToHeroPipeline, checkpoint, limits, desc="Transferring the edit", unit="frame"
+        )
 
     # -- checks ----------------------------------------------------------------------------------
 
     def _frame_budget(self, info: VideoInfo, max_frames: int) -> int:
         """The most frames a transfer processes; a video over the limit needs Max frames."""
-        limit = self.limits.max_frames
-        if not 0 <= max_frames <= limit:
-            raise InputError(
-                f"Max frames must be between 0 (whole video) and {limit} on this hardware "
-                f"({self.limits.hardware})."
-            )
-        if max_frames == 0 and info.num_frames > limit:
-            raise InputError(
-                f"The video is too long: {info.num_frames} frames, and this Space edits at most {limit} "
-                f"frames ({limit / info.fps:.1f} s at {info.fps:g} fps) on {self.limits.hardware}. Trim the "
-                "video, or set Advanced → Max frames to edit only its beginning."
-            )
-        return max_frames or limit
+        check_max_frames(max_frames, self.limits)
+        check_video_length(info, max_frames, self.limits, "edit")
+        return max_frames or self.limits.max_frames
 
     @staticmethod
     def _check_frame_index(frame_index: float | None, num_frames: int, info: VideoInfo) -> int:
@@ -163,13 +148,8 @@ class TransferTab:
         index = _whole_number(frame_index, "The frame to edit")
         if index < 0:
             raise InputError(f"Frame {index} does not exist: frames are numbered from 0.")
-        try:
-            rgb = read_frame(video, index)
-        except VideoInputError as error:
-            raise unusable_video(error, video) from error
-        path = new_job_dir() / f"{Path(video).stem}_frame{index:05d}.png"
-        Image.fromarray(rgb).save(path)
-        return str(path), str(path)
+        path = save_frame_png(video, index)
+        return path, path
 
     def transfer(
         self,
@@ -200,9 +180,7 @@ class TransferTab:
                 f"{info.width}x{info.height}."
             )
 
-        if not self.pipeline.loaded:
-            progress(0, desc="Loading the model (first run only)")
-        pipe = load_pipeline(self.pipeline, "appearance transfer", self.checkpoint)
+        pipe = load_pipeline(self.pipeline, "appearance transfer", self.checkpoint, progress)
         output_path = new_job_dir() / f"{Path(video).stem}_edited.mp4"
         # Counted as they are written: the container's frame count is only an estimate.
         written = 0
@@ -288,14 +266,7 @@ class TransferTab:
                     "Download the frame to edit (PNG)", size="sm", elem_id="transfer-download"
                 )
                 with gr.Accordion("Advanced", open=False):
-                    max_frames = gr.Slider(
-                        0,
-                        limits.max_frames,
-                        value=0,
-                        step=1,
-                        label="Max frames (0 = whole video)",
-                        info=f"Edit only the first N frames. Limit here: {limits.max_frames}.",
-                    )
+                    max_frames = max_frames_slider(limits, "Edit")
                 run = gr.Button("Transfer", variant="primary", elem_id="transfer-button")
             with gr.Column():
                 with gr.Row():
