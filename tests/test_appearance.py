@@ -21,8 +21,17 @@ from pipelines.appearance import (
     ZeroStageConfig,
     ZeroToHeroPipeline,
 )
-from pipelines.appearance.data import EDIT_KINDS, panning_clip, proxy_clip, random_edit, zero_stage_batch
+from pipelines.appearance.data import (
+    EDIT_KINDS,
+    panning_clip,
+    photometric_jitter,
+    proxy_clip,
+    random_edit,
+    random_edit_function,
+    zero_stage_batch,
+)
 from pipelines.appearance.modeling import apply_colour_map, fit_colour_map, zero_stage_readout
+from pipelines.core.colour import apply_colour_lookup, fit_colour_lookup
 from pipelines.core.edit_propagation import dense_displacement, pixel_grid, sample_at
 from pipelines.core.metrics import psnr
 from pipelines.core.video import read_frames, write_video
@@ -126,25 +135,42 @@ def test_dense_matching_recovers_a_subpixel_shift(method):
     np.testing.assert_allclose(interior.median(-1).values.median(-1).values[0], shift.view(2), atol=0.15)
 
 
-def test_untrained_restorer_returns_the_zero_stage_and_any_restorer_works_only_near_fallbacks_and_edits():
+def test_untrained_restorer_returns_the_zero_stage_and_any_restorer_works_only_near_edits():
     torch.manual_seed(0)
     target = torch.rand(1, 3, 40, 72)
     zero = target.clone()
     zero[..., 5:12, 5:12] = 1.0 - zero[..., 5:12, 5:12]  # an edit, top left
     support = torch.ones(1, 1, 40, 72)
     support[..., 8:14, 14:20] = 0.0  # a fallback next to the edit
-    support[..., 30:36, 60:66] = 0.0  # a fallback far from any edit
-    assert torch.equal(HeroRestorer(hidden_channels=(4, 4, 4))(zero, target, support), zero)
-    restorer = HeroRestorer(hidden_channels=(4, 4, 4, 4), fallback_dilation=3, edit_reach=17)
+    looked_up, lookup_error = torch.rand(1, 3, 40, 72), torch.rand(1, 1, 40, 72)
+    assert torch.equal(
+        HeroRestorer(hidden_channels=(4, 4, 4))(zero, target, support, looked_up, lookup_error), zero
+    )
+    restorer = HeroRestorer(hidden_channels=(4, 4, 4, 4), edit_reach=17)
     torch.nn.init.normal_(restorer.head.weight, std=0.1)
-    restored = restorer(zero, target, support)
+    torch.nn.init.constant_(restorer.lookup_gain, 0.05)
+    restored = restorer(zero, target, support, looked_up, lookup_error)
     assert restored.shape == zero.shape
-    assert (restored[..., 8:14, 14:20] - zero[..., 8:14, 14:20]).abs().max() > 1e-3  # fallback near the edit
+    assert (restored[..., 8:14, 14:20] - zero[..., 8:14, 14:20]).abs().max() > 1e-3  # near the edit
     untouched = torch.ones(40, 72, dtype=torch.bool)
-    untouched[7:15, 13:21] = False  # the fallback near the edit, dilated by one
-    assert torch.equal(restored[..., untouched], zero[..., untouched])  # supported, and the far fallback
-    # An unedited frame (no change anywhere) passes through even where the Zero stage fell back.
-    assert torch.equal(restorer(target, target, torch.zeros_like(support)), target)
+    untouched[:20, :20] = False  # the edit at rows/columns 5..11, dilated by 8
+    assert torch.equal(restored[..., untouched], zero[..., untouched])
+    # An unedited frame (no change anywhere) passes through, whatever the support and the lookup say.
+    assert torch.equal(restorer(target, target, torch.zeros_like(support), looked_up, lookup_error), target)
+
+
+def test_colour_lookup_carries_a_global_colour_function_to_other_content_and_is_zero_for_no_edit():
+    torch.manual_seed(0)
+    anchor, other = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 48, 80)  # unrelated content, same colours
+
+    def grade(rgb: torch.Tensor) -> torch.Tensor:  # a smooth global colour function
+        return torch.stack([rgb[:, 0] ** 0.7, 0.8 * rgb[:, 1] + 0.1, 1 - rgb[:, 2] ** 2], dim=1)
+
+    lookup = fit_colour_lookup(anchor, grade(anchor))
+    assert lookup.shape == (1, 3, 17, 17, 17)
+    error = (apply_colour_lookup(lookup, other) - grade(other)).abs().mean()
+    assert error < 0.01 < (other - grade(other)).abs().mean()
+    assert torch.equal(apply_colour_lookup(fit_colour_lookup(anchor, anchor), other), other)
 
 
 @pytest.mark.parametrize("kind", EDIT_KINDS)
@@ -161,6 +187,29 @@ def test_random_edits_and_proxy_clips(kind):
     )
     assert batch.zero.shape == batch.targets.shape == batch.truths.shape == (2, 3, 64, 64)
     assert batch.support.shape == (2, 1, 64, 64) and 0 <= batch.support.min() and batch.support.max() <= 1
+    assert batch.looked_up.shape == (2, 3, 64, 64) and batch.lookup_error.shape == (2, 1, 64, 64)
+
+
+@pytest.mark.parametrize("clip", ["proxy", "panning"])
+def test_proxy_clips_cut_each_frame_from_its_own_still_and_edits_follow_the_light(clip):
+    # Frame t of a clip comes from still t (the anchor's image under frame t's light): flat stills of
+    # different colours show which still each frame was cut from.
+    colours = torch.tensor([[0.2, 0.5, 0.7], [0.6, 0.1, 0.3], [0.9, 0.8, 0.2]])
+    stills = colours[:, :, None, None].expand(-1, -1, 60, 80)
+    edit = random_edit_function(stills[0], random.Random(0), "grade")
+    editeds = torch.stack([edit(still) for still in stills])
+    if clip == "proxy":
+        original_clip, edited_clip = proxy_clip(stills, editeds, num_frames=3, size=32)
+    else:
+        rng = random.Random(1)
+        original_clip, edited_clip = panning_clip(stills, editeds, num_frames=3, size=32, rng=rng)
+    torch.testing.assert_close(original_clip, stills[:, :, :32, :32])
+    torch.testing.assert_close(edited_clip, editeds[:, :, :32, :32])
+    # The edit is one function of colour: under other light it still changes the frame, differently.
+    image = torch.rand(3, 40, 40)
+    jittered = photometric_jitter(image, random.Random(2))
+    assert 0.01 < (jittered - image).abs().mean() < 0.2
+    assert (edit(jittered) - edit(image)).abs().mean() > 0.01
 
 
 def test_panning_clip_moves_original_and_edit_together_and_brings_new_content_into_view():

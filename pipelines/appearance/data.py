@@ -6,9 +6,14 @@ is the anchor (original and edited) and the later frames are targets whose true 
 known. The Zero stage runs from the anchor onto the targets (`zero_stage_batch`), and the restorer
 learns to map that result to the truth.
 
-Pre-training draws random edits (`random_edit`) on many offline photos; per-video fine-tuning uses
-the user's own anchor and edit. The edits cover what users do in an image editor: recolour one
-colour range ("reds to blue"), recolour a region, grade the whole image, paint a pattern on a region.
+Pre-training draws random edits (`random_edit_function`) on many offline photos; per-video
+fine-tuning uses the user's own anchor and edit. The edits cover what users do in an image editor:
+recolour one colour range ("reds to blue"), recolour a region, grade the whole image, paint a pattern
+on a region. In pre-training, half the clips also change their light from frame to frame
+(`photometric_jitter`: exposure, white balance, sensor noise), as real footage does, and the same
+edit is applied to each frame as it is: so the later frames hold colours the anchor's local colour
+maps were not fitted on, which is where the Zero stage errs on real video and the Hero stage has to
+learn to correct it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,7 +32,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..colorization.data import random_camera_path
-from ..core.colour import lab_to_rgb, rgb_to_lab
+from ..core.colour import apply_colour_lookup, lab_to_rgb, rgb_to_lab
 from ..core.resize import resize
 from ..core.video import IMAGE_EXTENSIONS
 from .modeling import (
@@ -80,8 +86,12 @@ def stripes(height: int, width: int, rng: random.Random) -> torch.Tensor:
     return first * pattern + second * (1 - pattern)
 
 
-def random_edit(image: torch.Tensor, rng: random.Random, kind: str | None = None) -> torch.Tensor:
-    """A random edit of `image` (3, H, W) RGB in [0, 1] -> (3, H, W), of one of `EDIT_KINDS`."""
+def random_edit_function(
+    image: torch.Tensor, rng: random.Random, kind: str | None = None
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A random edit of one of `EDIT_KINDS`, its parameters (colour key, region, pattern, grade) drawn
+    once from `image` (3, H, W) RGB in [0, 1]: a function that applies that same edit to `image` or to
+    any (3, H, W) frame of the same size, e.g. `image` under other light."""
     kind = kind or rng.choice(EDIT_KINDS)
     height, width = image.shape[-2:]
     lab = rgb_to_lab(image[None])[0]
@@ -91,49 +101,90 @@ def random_edit(image: torch.Tensor, rng: random.Random, kind: str | None = None
         y, x = rng.randrange(height), rng.randrange(width)
         key = lab[1:, y, x][:, None, None]
         spread = rng.uniform(12, 30)
-        weight = torch.exp(-((lab[1:] - key) ** 2).sum(0, keepdim=True) / (2 * spread**2))
-        if lab[1:, y, x].norm() < 8:  # a grey key would select every grey pixel: push chroma instead
-            lab = lab.clone()
-            lab[1:] = lab[1:] + torch.tensor([rng.uniform(-40, 40), rng.uniform(-40, 40)])[:, None, None]
-        edited = lab_to_rgb(recolour_lab(lab, angle, chroma, lightness)[None])[0]
-        return weight * edited + (1 - weight) * image
+        # A grey key would select every grey pixel: push chroma instead.
+        push = torch.zeros(2, 1, 1)
+        if key.norm() < 8:
+            push = torch.tensor([rng.uniform(-40, 40), rng.uniform(-40, 40)])[:, None, None]
+
+        def colour_range(frame: torch.Tensor) -> torch.Tensor:
+            frame_lab = rgb_to_lab(frame[None])[0]
+            weight = torch.exp(-((frame_lab[1:] - key) ** 2).sum(0, keepdim=True) / (2 * spread**2))
+            frame_lab = torch.cat([frame_lab[:1], frame_lab[1:] + push])
+            edited = lab_to_rgb(recolour_lab(frame_lab, angle, chroma, lightness)[None])[0]
+            return weight * edited + (1 - weight) * frame
+
+        return colour_range
     if kind == "region":
         mask = blob_mask(height, width, rng)
-        shifted = lab.clone()
-        shifted[1:] = shifted[1:] + torch.tensor([rng.uniform(-30, 30), rng.uniform(-30, 30)])[:, None, None]
-        edited = lab_to_rgb(recolour_lab(shifted, angle, chroma, lightness)[None])[0]
-        return mask * edited + (1 - mask) * image
+        shift = torch.tensor([rng.uniform(-30, 30), rng.uniform(-30, 30)])[:, None, None]
+
+        def region(frame: torch.Tensor) -> torch.Tensor:
+            frame_lab = rgb_to_lab(frame[None])[0]
+            frame_lab = torch.cat([frame_lab[:1], frame_lab[1:] + shift])
+            edited = lab_to_rgb(recolour_lab(frame_lab, angle, chroma, lightness)[None])[0]
+            return mask * edited + (1 - mask) * frame
+
+        return region
     if kind == "grade":
         matrix = torch.eye(3) + torch.empty(3, 3).uniform_(-0.15, 0.15)
         offset = torch.empty(3, 1, 1).uniform_(-0.06, 0.06)
-        graded = torch.einsum("ij,jhw->ihw", matrix, image) + offset
-        return graded.clamp(0, 1) ** rng.uniform(0.75, 1.35)
+        exponent = rng.uniform(0.75, 1.35)
+        return lambda frame: (torch.einsum("ij,jhw->ihw", matrix, frame) + offset).clamp(0, 1) ** exponent
     if kind == "texture":  # paint a pattern on a region, keeping the region's shading
         mask = blob_mask(height, width, rng) * rng.uniform(0.6, 1.0)
-        shading = lab[:1] / lab[:1].mean().clamp(min=1.0)
-        painted = (stripes(height, width, rng) * shading.clamp(0.3, 1.7)).clamp(0, 1)
-        return mask * painted + (1 - mask) * image
+        pattern = stripes(height, width, rng)
+
+        def texture(frame: torch.Tensor) -> torch.Tensor:
+            luminance = rgb_to_lab(frame[None])[0, :1]
+            shading = luminance / luminance.mean().clamp(min=1.0)
+            return mask * (pattern * shading.clamp(0.3, 1.7)).clamp(0, 1) + (1 - mask) * frame
+
+        return texture
     raise ValueError(f"Unknown edit kind {kind!r}; choose one of {EDIT_KINDS}.")
+
+
+def random_edit(image: torch.Tensor, rng: random.Random, kind: str | None = None) -> torch.Tensor:
+    """A random edit of `image` (3, H, W) RGB in [0, 1] -> (3, H, W), of one of `EDIT_KINDS`."""
+    return random_edit_function(image, rng, kind)(image)
+
+
+def photometric_jitter(image: torch.Tensor, rng: random.Random) -> torch.Tensor:
+    """`image` (3, H, W) RGB in [0, 1] under slightly other light, as the next frames of a real shot
+    see it: exposure (x0.85-1.15), tone (gamma 0.9-1.1), white balance (+-4 % per channel) and sensor
+    noise (sigma 0-1.5 %)."""
+    gain = rng.uniform(0.85, 1.15) * (1 + torch.empty(3, 1, 1).uniform_(-0.04, 0.04))
+    jittered = (image * gain).clamp(0, 1) ** rng.uniform(0.9, 1.1)
+    return (jittered + rng.uniform(0, 0.015) * torch.randn_like(image)).clamp(0, 1)
 
 
 # -- proxy clips ------------------------------------------------------------------------------------
 
 
+def _per_frame(image: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """(3, H, W), the same still for every frame, or (T, 3, H, W), one per frame -> (T, 3, H, W)."""
+    return image.expand(num_frames, -1, -1, -1) if image.dim() == 3 else image
+
+
 def proxy_clip(
     original: torch.Tensor, edited: torch.Tensor, num_frames: int, size: int, strength: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """original, edited (3, H, W) -> the two moved along one random camera path, each (T, 3, size, size);
+    """original, edited (3, H, W), or (T, 3, H, W) for what each frame shows before the camera moves
+    (`photometric_jitter`) -> the two moved along one random camera path, each (T, 3, size, size);
     frame 0 is the anchor."""
-    clip = random_camera_path(torch.cat([original, edited]), num_frames, size, strength)  # (T, 6, S, S)
+    stills = torch.cat([_per_frame(original, num_frames), _per_frame(edited, num_frames)], dim=1)
+    clip = random_camera_path(stills.flatten(0, 1), num_frames, size, strength)  # (T, T * 6, S, S)
+    # Frame t of the path, cut from frame t's pair of stills.
+    clip = torch.stack([clip[t].unflatten(0, (num_frames, 6))[t] for t in range(num_frames)])
     return clip[:, :3].clamp(0, 1), clip[:, 3:].clamp(0, 1)
 
 
 def panning_clip(
     original: torch.Tensor, edited: torch.Tensor, num_frames: int, size: int, rng: random.Random
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """original, edited (3, H, W) -> a straight pan over the two, each (T, 3, size, size); frame 0 is the
-    anchor. The window (45-80 % of the short side) travels 15-40 % of its side by the last frame, so the
-    later frames show a band of content the anchor does not: what the Hero stage learns to fill."""
+    """original, edited (3, H, W), or (T, 3, H, W) one per frame (as in `proxy_clip`) -> a straight pan
+    over the two, each (T, 3, size, size); frame 0 is the anchor. The window (45-80 % of the short
+    side) travels 15-40 % of its side by the last frame, so the later frames show a band of content
+    the anchor does not: what the Hero stage learns to fill."""
     height, width = original.shape[-2:]
     side = rng.uniform(0.45, 0.8) * min(height, width)
     low = torch.tensor([side / 2, side / 2])
@@ -150,7 +201,7 @@ def panning_clip(
     theta[:, 0, 2] = centres[:, 0] / width * 2 - 1
     theta[:, 1, 2] = centres[:, 1] / height * 2 - 1
     grid = F.affine_grid(theta, [num_frames, 6, size, size], align_corners=False)
-    image = torch.cat([original, edited]).unsqueeze(0).expand(num_frames, -1, -1, -1)
+    image = torch.cat([_per_frame(original, num_frames), _per_frame(edited, num_frames)], dim=1)
     clip = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return clip[:, :3].clamp(0, 1), clip[:, 3:].clamp(0, 1)
 
@@ -174,7 +225,8 @@ def load_rgb(path: Path) -> torch.Tensor:
 class ProxyPairs(Dataset):
     """Proxy clips of random edits of the images under `roots` (any image file, searched recursively:
     the stills and clip frames that `python -m pipelines.colorization.train --prepare-data` exports).
-    Items: (original, edited), each (T, 3, size, size); frame 0 is the anchor."""
+    With `jitter_probability`, a clip's later frames change their light (`photometric_jitter`), the same
+    edit applied to each. Items: (original, edited), each (T, 3, size, size); frame 0 is the anchor."""
 
     def __init__(
         self,
@@ -183,8 +235,10 @@ class ProxyPairs(Dataset):
         size: int = 128,
         samples_per_epoch: int = 10000,
         frames_per_clip: int = 8,
+        jitter_probability: float = 0.5,
     ) -> None:
         self.num_frames, self.size, self.samples_per_epoch = num_frames, size, samples_per_epoch
+        self.jitter_probability = jitter_probability
         self.paths: list[Path] = []
         for root in map(Path, roots):
             files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
@@ -208,8 +262,14 @@ class ProxyPairs(Dataset):
         if min(image.shape[-2:]) > 2 * self.size:  # the camera window is 45-90 % of the short side
             scale = 2 * self.size / min(image.shape[-2:])
             image = resize(image[None], (round(image.shape[1] * scale), round(image.shape[2] * scale)))[0]
-        edited = random_edit(image, random)
-        return random_proxy_clip(image, edited, self.num_frames, self.size, random)
+        edit = random_edit_function(image, random)
+        jitter = random.random() < self.jitter_probability
+        stills = [image]  # frame 0, the anchor, as it is
+        for _ in range(self.num_frames - 1):
+            stills.append(photometric_jitter(image, random) if jitter else image)
+        originals = torch.stack(stills)
+        editeds = torch.stack([edit(still) for still in stills])
+        return random_proxy_clip(originals, editeds, self.num_frames, self.size, random)
 
 
 class ZeroStageBatch(NamedTuple):
@@ -219,6 +279,13 @@ class ZeroStageBatch(NamedTuple):
     support: torch.Tensor  # (N, 1, S, S) `FrameState.support`: where the edit was read from the anchor
     targets: torch.Tensor  # (N, 3, S, S) input frames
     truths: torch.Tensor  # (N, 3, S, S) true edited frames
+    looked_up: torch.Tensor  # (N, 3, S, S) input frames through the anchor's colour lookup
+    lookup_error: torch.Tensor  # (N, 1, S, S) `FrameState.lookup_error`
+
+    @property
+    def restorer_inputs(self) -> tuple[torch.Tensor, ...]:
+        """The arguments of `HeroRestorer.forward`, in order."""
+        return self.zero, self.targets, self.support, self.looked_up, self.lookup_error
 
 
 @torch.no_grad()
@@ -232,7 +299,7 @@ def zero_stage_batch(
     processed in order, each also attending to the previous one.
 
     originals, editeds (B, T, 3, S, S), S a multiple of 16 -> the batch of frames 1.., N = B * (T - 1)."""
-    zero, support, targets, truths = [], [], [], []
+    zero, support, targets, truths, looked_up, lookup_error = [], [], [], [], [], []
     for original, edited in zip(originals, editeds, strict=True):
         anchor = encode_anchor(encoder, original[:1], edited[:1], config)
         previous: FrameState = anchor_state(anchor)
@@ -243,7 +310,10 @@ def zero_stage_batch(
             support.append(previous.support)
             targets.append(target)
             truths.append(edited[index : index + 1])
-    return ZeroStageBatch(torch.cat(zero), torch.cat(support), torch.cat(targets), torch.cat(truths))
+            looked_up.append(apply_colour_lookup(anchor.lookup, target))
+            lookup_error.append(previous.lookup_error)
+    parts = (zero, support, targets, truths, looked_up, lookup_error)
+    return ZeroStageBatch(*(torch.cat(part) for part in parts))
 
 
 def restoration_loss(restored: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:

@@ -25,12 +25,12 @@ Features come from `AppearanceFeatureEncoder`: a frozen backbone of `core/backbo
 hueflow's motion-aware correspondence encoder at stride 4 (weights from checkpoints/mer-correspondence),
 or any backbone's stride-8 features.
 
-**Hero stage**: `HeroRestorer`, a small U-Net that maps the Zero-stage frame, the input frame and the
-Zero stage's full-resolution match confidence to a correction of the Zero-stage frame. The correction is
-gated to where the Zero stage fell back to its coarse colour map (content the anchor does not show) and
-an edit is nearby (`restoration_gate`), so confident reads of the anchor and parts of the frame far
-from the edit pass through exactly. Trained on proxy pairs (`data.py`), pre-trained on many offline
-photos and optionally fine-tuned per video.
+**Hero stage**: `HeroRestorer`, a small U-Net that maps the Zero-stage frame, the input frame, the
+Zero stage's full-resolution match support and a second reading of the edit (the anchor's edit as one
+global colour function, `core.colour.fit_colour_lookup`) to a correction of the Zero-stage frame. The
+correction is gated to where the Zero stage changed something nearby (`restoration_gate`), so parts
+of the frame far from the edit, and every frame of an unedited video, pass through exactly. Trained
+on proxy pairs (`data.py`), pre-trained on many offline photos and fine-tuned per video.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from kornia.filters import box_blur
 from torch import nn
 
 from ..core.backbones import build_backbone
-from ..core.colour import luminance_and_ab
+from ..core.colour import apply_colour_lookup, fit_colour_lookup, luminance_and_ab
 from ..core.edit_propagation import dense_displacement, patch_cost, pixel_grid, sample_at
 from ..core.resize import resize
 
@@ -290,6 +290,8 @@ class AnchorEdit:
     luminance: torch.Tensor  # (1, 1, H, W) L / 100 of the original anchor: the block matching's key
     coefficients: torch.Tensor  # (1, 12, H, W) local colour map of the edit, fitted per pixel
     remainder: torch.Tensor  # (1, 3, H, W) what the colour map misses: edited - (original + change)
+    lookup: torch.Tensor  # (1, 3, B, B, B) the edit as one global colour function (the Hero stage's input)
+    lookup_error: torch.Tensor  # (1, 1, H, W) how far that function misses the edit at each anchor pixel
 
 
 @dataclass
@@ -301,8 +303,9 @@ class FrameState:
     weight: torch.Tensor  # (1, 1, H, W) in [0, 1]: how far the position is trusted
     support: torch.Tensor  # (1, 1, H, W) in [0, 1]: how far the edit was read from anchor content that
     # matches the pixel (1), rather than guessed (0): a fallback to the attention's coarse colour map, or
-    # a position pinned to the anchor's border (content the anchor does not show). The Hero stage works
-    # where it is low.
+    # a position pinned to the anchor's border (content the anchor does not show).
+    lookup_error: torch.Tensor  # (1, 1, H, W) `AnchorEdit.lookup_error` where the pixel sits in the anchor:
+    # whether the edit there is a global colour function (small) or local, a region or a pattern (large)
 
 
 def _luminance(rgb: torch.Tensor) -> torch.Tensor:
@@ -318,7 +321,8 @@ def encode_anchor(
 ) -> AnchorEdit:
     """original, edited (1, 3, H, W) RGB in [0, 1] at the video's resolution -> the anchor's features (of
     the ORIGINAL frame, at `processing_size`, default (H, W), multiples of 16) and the edit: colour maps
-    at the feature stride for the attention, and per pixel (+ the remainder they miss) at full size."""
+    at the feature stride for the attention, per pixel (+ the remainder they miss) at full size, and as
+    one global colour function (for the Hero stage)."""
     height, width = original.shape[-2:]
     processing_size = processing_size or (height, width)
     small_original, small_edited = resize(original, processing_size), resize(edited, processing_size)
@@ -330,7 +334,9 @@ def encode_anchor(
     values = torch.cat([coarse, centres, (centres**2).sum(0, keepdim=True)])
     coefficients = fit_colour_map(original, edited, 1, config.edit_radius, config.edit_eps)
     remainder = edited - original - colour_map_change(coefficients, original)
-    return AnchorEdit(features, values, _luminance(original), coefficients, remainder)
+    lookup = fit_colour_lookup(original, edited)
+    lookup_error = (apply_colour_lookup(lookup, original) - edited).abs().amax(dim=1, keepdim=True)
+    return AnchorEdit(features, values, _luminance(original), coefficients, remainder, lookup, lookup_error)
 
 
 def anchor_state(anchor: AnchorEdit) -> FrameState:
@@ -341,6 +347,7 @@ def anchor_state(anchor: AnchorEdit) -> FrameState:
         pixel_grid(height, width, anchor.luminance.device),
         torch.ones_like(anchor.luminance),
         torch.ones_like(anchor.luminance),
+        anchor.lookup_error,
     )
 
 
@@ -399,7 +406,8 @@ def zero_stage_step(
     )
     attended_change = colour_map_change(attended_map, target)
     output = (target + matched * matched_change + (1 - matched) * attended_change).clamp(0, 1)
-    return output, FrameState(luminance, positions, weight, support)
+    lookup_error = sample_at(anchor.lookup_error, positions)
+    return output, FrameState(luminance, positions, weight, support, lookup_error)
 
 
 # -- Hero stage -----------------------------------------------------------------------------------
@@ -435,36 +443,39 @@ def change_gate(zero: torch.Tensor, target: torch.Tensor, threshold: float, dila
 
 
 def restoration_gate(
-    zero: torch.Tensor,
-    target: torch.Tensor,
-    support: torch.Tensor,
-    threshold: float,
-    fallback_dilation: int,
-    edit_reach: int,
+    zero: torch.Tensor, target: torch.Tensor, threshold: float, edit_reach: int
 ) -> torch.Tensor:
-    """Where the Hero stage may change a Zero-stage frame: (B, 1, H, W) in [0, 1].
-
-    Near pixels whose edit the Zero stage could not read from matching anchor content (`support` < 1,
-    `FrameState.support`: content the anchor does not show, failed matches), and only where the Zero
-    stage changed something within `edit_reach` // 2 pixels (the restorer extends an edit; it never
-    invents one). Everywhere
-    else the Zero stage's full-resolution read of the anchor is kept exactly, and a video whose edited
+    """Where the Hero stage may change a Zero-stage frame: (B, 1, H, W) in [0, 1], open only where the
+    Zero stage changed something within `edit_reach` // 2 pixels. The restorer corrects and extends an
+    edit; it never invents one: far from the edit the input is kept exactly, and a video whose edited
     anchor equals the original passes through untouched."""
-    fallback = _dilate(1 - support, fallback_dilation)
-    return fallback * change_gate(zero, target, threshold, edit_reach)
+    return change_gate(zero, target, threshold, edit_reach)
+
+
+LOOKUP_GAIN_SCALE = 10.0
 
 
 class HeroRestorer(ModelMixin, ConfigMixin):
-    """Restores a Zero-stage frame where the Zero stage had to fall back: (Zero-stage frame, input
-    frame, full-resolution match confidence) -> corrected frame, full resolution.
+    """Restores a Zero-stage frame: (Zero-stage frame, input frame, match support, colour-lookup frame)
+    -> corrected frame, full resolution.
 
-    The Zero stage reads the edit from the anchor at full resolution wherever the anchor shows the
-    content, and is sharp there; its errors sit where it fell back to the attention's coarse colour
-    map (content entering the frame, disocclusions): a pattern that is not continued, a recolour that
-    stops at the wrong place. A U-Net (one level per entry of `hidden_channels`, strides 1, 2, 4, ...)
-    sees the Zero-stage frame, the input frame, their difference (the edit so far) and where the
-    fallback happened, and predicts a correction that is added only inside `restoration_gate`. The
-    output layer starts at zero, so an untrained restorer returns the Zero-stage frame."""
+    The Zero stage reads the edit from the anchor through local colour maps, per position. Its errors
+    are of two kinds: where it fell back (content the anchor does not show: a pattern that is not
+    continued, a recolour that stops at the wrong place), and where a local colour map, fitted on a
+    few anchor pixels, meets colours it was not fitted on (lighting changes, motion blur, a soft hue
+    selection). For the second kind the edit read as one global colour function of the whole anchor
+    (`looked_up`) is often closer, and for local edits (a region, a pattern) it is wrong: the restorer
+    learns when to trust which, first on many proxy edits, then per video on the anchor's own edit. A
+    U-Net (one level per entry of `hidden_channels`, strides 1, 2, 4, ...) sees the Zero-stage frame,
+    the input frame, their difference (the edit so far), where the Zero stage lacked support, the
+    colour-lookup frame's difference from the Zero-stage frame and how far the lookup missed the edit
+    where the pixel sits in the anchor (`FrameState.lookup_error`); it predicts, per pixel, how far to move
+    towards the colour-lookup frame (a weight in [0, `lookup_gain`]) and a free correction, both applied
+    inside `restoration_gate`. (The lookup and the Zero stage mostly differ by a level or two: a blend
+    weight learns to pick between them far more easily than a correction of that size is regressed.)
+    The correction layer and `lookup_gain` start at zero, so an untrained restorer returns the
+    Zero-stage frame (the gain is stored divided by `LOOKUP_GAIN_SCALE`: Adam moves a parameter by
+    about the learning rate per step, so it reaches a useful blend within a few hundred steps)."""
 
     @register_to_config
     def __init__(
@@ -472,28 +483,46 @@ class HeroRestorer(ModelMixin, ConfigMixin):
         hidden_channels: tuple[int, ...] = (16, 32, 48, 64),
         num_residual_blocks: int = 2,
         gate_threshold: float = 4.0 / 255.0,
-        fallback_dilation: int = 9,
         edit_reach: int = 65,
     ) -> None:
         super().__init__()
         if len(hidden_channels) < 2:
             raise ValueError(f"hidden_channels needs at least two levels, got {hidden_channels}.")
         widths = list(hidden_channels)
-        self.stem = nn.Sequential(conv_block(10, widths[0]), conv_block(widths[0], widths[0]))
+        self.stem = nn.Sequential(conv_block(14, widths[0]), conv_block(widths[0], widths[0]))
         self.downs = nn.ModuleList(conv_block(a, b, 2) for a, b in itertools.pairwise(widths))
         self.middle = nn.Sequential(*[ResidualBlock(widths[-1]) for _ in range(num_residual_blocks)])
         self.ups = nn.ModuleList(conv_block(b + a, a) for a, b in itertools.pairwise(widths))
-        self.head = nn.Conv2d(widths[0], 3, 3, 1, 1)
+        self.head = nn.Conv2d(widths[0], 4, 3, 1, 1)  # correction (3) and lookup blend logit (1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
+        self.lookup_gain = nn.Parameter(torch.zeros(()))
 
-    def forward(self, zero: torch.Tensor, target: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
-        """zero, target (B, 3, H, W) RGB in [0, 1], support (B, 1, H, W) in [0, 1] (`FrameState.support`)
-        -> restored (B, 3, H, W) in [0, 1]."""
+    def forward(
+        self,
+        zero: torch.Tensor,
+        target: torch.Tensor,
+        support: torch.Tensor,
+        looked_up: torch.Tensor,
+        lookup_error: torch.Tensor,
+    ) -> torch.Tensor:
+        """zero, target (B, 3, H, W) RGB in [0, 1], support (B, 1, H, W) in [0, 1] (`FrameState.support`),
+        looked_up (B, 3, H, W): the target through the anchor's colour lookup (`apply_colour_lookup`),
+        lookup_error (B, 1, H, W) (`FrameState.lookup_error`) -> restored (B, 3, H, W) in [0, 1]."""
         height, width = zero.shape[-2:]
         multiple = 2 ** len(self.downs)
         pad = (0, (-width) % multiple, 0, (-height) % multiple)
-        inputs = torch.cat([zero * 2 - 1, target * 2 - 1, (zero - target) * 2, 1 - support], dim=1)
+        inputs = torch.cat(
+            [
+                zero * 2 - 1,
+                target * 2 - 1,
+                (zero - target) * 2,
+                1 - support,
+                (looked_up - zero) * 2,
+                lookup_error * 4,
+            ],
+            dim=1,
+        )
         hidden = self.stem(F.pad(inputs, pad, mode="replicate"))  # (B, c0, H, W)
         skips = []
         for down in self.downs:  # level i: (B, c_i, H / 2^i, W / 2^i)
@@ -503,9 +532,8 @@ class HeroRestorer(ModelMixin, ConfigMixin):
         for up, skip in zip(reversed(self.ups), reversed(skips), strict=True):
             hidden = F.interpolate(hidden, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             hidden = up(torch.cat([hidden, skip], dim=1))
-        correction = self.head(hidden)[..., :height, :width]
+        correction, blend_logit = self.head(hidden)[..., :height, :width].split([3, 1], dim=1)
+        blend = LOOKUP_GAIN_SCALE * self.lookup_gain * torch.sigmoid(blend_logit)  # (B, 1, H, W)
         config = self.config
-        gate = restoration_gate(
-            zero, target, support, config.gate_threshold, config.fallback_dilation, config.edit_reach
-        )
-        return (zero + gate * correction).clamp(0, 1)
+        gate = restoration_gate(zero, target, config.gate_threshold, config.edit_reach)
+        return (zero + gate * (blend * (looked_up - zero) + correction)).clamp(0, 1)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..core.colour import frame_to_tensor, tensor_to_frame
+from ..core.colour import apply_colour_lookup, frame_to_tensor, tensor_to_frame
 from ..core.hub import HueflowPipeline
 from ..core.outputs import VideoPipelineOutput, check_output_type, frames_to_output
 from ..core.resize import processing_shape, resize
@@ -200,7 +200,7 @@ class ZeroToHeroPipeline(HueflowPipeline):
                 editeds = torch.stack([clip[1] for clip in clips]).to(self.device)
                 batch = zero_stage_batch(self.feature_encoder, originals, editeds, config)
                 with torch.enable_grad():
-                    loss = restoration_loss(restorer(batch.zero, batch.targets, batch.support), batch.truths)
+                    loss = restoration_loss(restorer(*batch.restorer_inputs), batch.truths)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -291,7 +291,8 @@ class ZeroToHeroPipeline(HueflowPipeline):
                         self.feature_encoder, target, anchor_edit, previous, config, size
                     )
                     if restorer is not None:
-                        result = restorer(result, target, previous.support)
+                        looked_up = apply_colour_lookup(anchor_edit.lookup, target)
+                        result = restorer(result, target, previous.support, looked_up, previous.lookup_error)
                     output = tensor_to_frame(result)
                 if writer is not None:
                     writer.write(output)

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     for originals, editeds in endless(loader):
         batch = zero_stage_batch(encoder, originals, editeds, zero_config)
         with accelerator.autocast():
-            loss = restoration_loss(restorer(batch.zero, batch.targets, batch.support), batch.truths)
+            loss = restoration_loss(restorer(*batch.restorer_inputs), batch.truths)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(restorer.parameters(), 1.0)
         optimizer.step()
