@@ -14,6 +14,7 @@ import math
 import os
 import re
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -363,9 +364,17 @@ class _AudioPassthrough:
         self._container = container
 
     def _resampled_frames(self) -> Iterator[av.AudioFrame]:
-        for frame in self._input.decode(self._source):
-            frame.pts = None  # we restamp by sample count; source timestamps may have gaps or offsets
-            yield from self._resampler.resample(frame)
+        try:
+            for frame in self._input.decode(self._source):
+                frame.pts = None  # we restamp by sample count; source timestamps may have gaps or offsets
+                yield from self._resampler.resample(frame)
+        except av.FFmpegError as error:
+            # A damaged soundtrack must not cost the user the video: keep the audio that decoded.
+            warnings.warn(
+                f"could not decode the audio of '{self.path}' after {self._samples_sent / self.rate:.1f} s "
+                f"({error}); the output keeps the soundtrack up to there.",
+                stacklevel=2,
+            )
         yield from self._resampler.resample(None)
 
     def write_until(self, seconds: float, final: bool = False) -> None:
