@@ -435,21 +435,16 @@ def _dilate(mask: torch.Tensor, size: int) -> torch.Tensor:
     return F.max_pool2d(mask, (size, 1), stride=1, padding=(size // 2, 0))
 
 
-def change_gate(zero: torch.Tensor, target: torch.Tensor, threshold: float, dilation: int) -> torch.Tensor:
-    """Where the Zero stage changed the frame: (B, 1, H, W) in [0, 1], 0 wherever no pixel within
-    `dilation` // 2 changed, 1 where a change reaches `threshold` (RGB in [0, 1])."""
-    change = (zero - target).abs().amax(dim=1, keepdim=True)
-    return (_dilate(change, dilation) / threshold).clamp(0, 1)
-
-
 def restoration_gate(
     zero: torch.Tensor, target: torch.Tensor, threshold: float, edit_reach: int
 ) -> torch.Tensor:
-    """Where the Hero stage may change a Zero-stage frame: (B, 1, H, W) in [0, 1], open only where the
-    Zero stage changed something within `edit_reach` // 2 pixels. The restorer corrects and extends an
-    edit; it never invents one: far from the edit the input is kept exactly, and a video whose edited
-    anchor equals the original passes through untouched."""
-    return change_gate(zero, target, threshold, edit_reach)
+    """Where the Hero stage may change a Zero-stage frame: (B, 1, H, W) in [0, 1], 0 wherever the Zero
+    stage changed no pixel within `edit_reach` // 2, 1 where a change reaches `threshold` (RGB in
+    [0, 1]). The restorer corrects and extends an edit; it never invents one: far from the edit the
+    input is kept exactly, and a video whose edited anchor equals the original passes through
+    untouched."""
+    change = (zero - target).abs().amax(dim=1, keepdim=True)
+    return (_dilate(change, edit_reach) / threshold).clamp(0, 1)
 
 
 LOOKUP_GAIN_SCALE = 10.0
