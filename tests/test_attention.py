@@ -31,6 +31,16 @@ def test_memory_readout_is_the_softmax_over_each_querys_top_k():
     assert torch.allclose(full_readout, expected, atol=1e-6)
 
 
+def test_memory_readout_in_query_blocks_equals_one_block():
+    generator = torch.Generator().manual_seed(1)
+    query = torch.randn(2, 8, 23, generator=generator)
+    memory_key = torch.randn(2, 8, 40, generator=generator)
+    memory_value = torch.randn(2, 3, 40, generator=generator)
+    whole = memory_readout(query, memory_key, memory_value, top_k=4)
+    blocked = memory_readout(query, memory_key, memory_value, top_k=4, block_logits=2 * 40 * 5)  # 5 rows
+    assert torch.allclose(whole[0], blocked[0], atol=1e-6) and torch.allclose(whole[1], blocked[1], atol=1e-6)
+
+
 def test_memory_readout_finds_the_matching_element():
     memory_key = torch.eye(6).unsqueeze(0) * 20  # six well-separated keys
     memory_value = torch.arange(6.0).view(1, 1, 6)
@@ -78,6 +88,28 @@ def test_local_window_attention_reads_the_matching_neighbour():
     assert torch.allclose(readout[0, 0, 2, 3], value[0, 0, 2, 3], atol=1e-3)  # inside its own window
     assert torch.allclose(readout[0, 0, 1, 2], value[0, 0, 2, 3], atol=1e-3)  # a neighbour sees it too
     assert not torch.allclose(readout[0, 0, 5, 0], value[0, 0, 2, 3], atol=1)  # too far to see it
+
+
+def test_local_window_attention_matches_brute_force():
+    generator = torch.Generator().manual_seed(0)
+    query, key = torch.randn(2, 1, 5, 5, 6, generator=generator)
+    value = torch.randn(1, 3, 5, 6, generator=generator)
+    radius = 1
+    readout = local_window_attention(query, key, value, radius)
+    expected = torch.zeros(1, 3, 5, 6)
+    for y in range(5):
+        for x in range(6):
+            window = [
+                (ky, kx)
+                for ky in range(max(0, y - radius), min(5, y + radius + 1))
+                for kx in range(max(0, x - radius), min(6, x + radius + 1))
+            ]
+            logits = torch.stack([query[0, :, y, x] @ key[0, :, ky, kx] for ky, kx in window]) / 5**0.5
+            weights = torch.softmax(logits, dim=0)
+            expected[0, :, y, x] = sum(
+                w * value[0, :, ky, kx] for w, (ky, kx) in zip(weights, window, strict=True)
+            )
+    assert torch.allclose(readout, expected, atol=1e-5)
 
 
 def test_windowed_topk_readout_matches_brute_force():
