@@ -17,7 +17,7 @@ from pipelines.correspondence import MotionCorrespondenceEncoder
 from pipelines.correspondence.modeling import camera_motion, frame_flows
 from pipelines.correspondence.objective import adaptive_weights, kmeans, multi_cluster_sample, uniform_sample
 from pipelines.correspondence.propagation import track
-from pipelines.correspondence.train import clip_flows, clip_loss
+from pipelines.correspondence.train import clip_flows, clip_loss, drop_colour
 
 EMBEDDED = Path(__file__).resolve().parents[1] / "checkpoints" / "mer-correspondence"
 
@@ -81,6 +81,29 @@ def test_motion_switch_changes_the_graph():
     assert with_motion.motion_weight.grad is not None and with_motion.motion_weight.grad != 0
 
 
+def test_colour_switch_changes_the_graph():
+    luminance = torch.rand(1, 1, 32, 32) * 100
+    ab = torch.randn(1, 2, 32, 32) * 30
+    with_colour, without = tiny_encoder(use_colour=True), tiny_encoder(use_colour=False)
+    assert hasattr(with_colour, "colour_stem") and not hasattr(without, "colour_stem")
+    assert not torch.allclose(with_colour(luminance, None, ab), with_colour(luminance, None, None))
+    # no colour (grey footage) is the same input as zero ab
+    assert torch.allclose(
+        with_colour(luminance, None, None), with_colour(luminance, None, torch.zeros_like(ab))
+    )
+    assert torch.allclose(without(luminance, None, ab), without(luminance, None, None))
+
+
+def test_colour_dropout_zeroes_whole_frames():
+    ab = torch.randn(400, 2, 4, 4) + 5.0
+    assert torch.equal(drop_colour(ab, 0.0), ab)
+    assert not drop_colour(ab, 1.0).any()
+    dropped = drop_colour(ab, 0.5, torch.Generator().manual_seed(0))
+    kept = dropped.flatten(1).any(dim=1)
+    assert torch.equal(dropped[kept], ab[kept])  # a frame keeps all of its colour or none
+    assert 150 < kept.sum() < 250
+
+
 def test_motion_is_taken_relative_to_the_camera():
     # The camera's flow (pan, zoom, turn: an affine field) gives the same motion input as no flow at
     # all, and added to an object's own motion it changes nothing: only motion relative to the scene
@@ -135,7 +158,7 @@ def test_propagation_encodes_the_first_frame_with_its_motion():
     extractor = pipe.feature_extractor()
     extractor.reset()
     features = extractor(video[0], next_frame=video[1])
-    luminance = [extractor._luminance(frame) for frame in video[:2]]
+    luminance = [extractor._lab(frame)[0] for frame in video[:2]]
     flow = frame_flows([luminance_to_u8(value) for value in luminance])[0]
     expected = pipe.encoder(luminance[0], torch.from_numpy(flow).permute(2, 0, 1)[None])[0]
     assert torch.allclose(features, expected)
@@ -186,6 +209,7 @@ def test_adaptive_weights_favour_moving_coherent_pixels():
         {"use_motion": False},
         {"use_multi_cluster_sampler": False},
         {"use_adaptive_loss": False},
+        {"use_colour": True},
     ],
 )
 def test_training_steps_decrease_the_loss_on_a_fixed_batch(switches):

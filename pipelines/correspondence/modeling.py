@@ -6,8 +6,12 @@ Self-Supervised Video Correspondence Learning"), sized for a CPU.
 frames is the correspondence: trained by reconstructing a frame's colour from other frames
 through their affinity (`objective.py`), used by label propagation (`propagation.py`).
 
-- Luminance only: colour is what training reconstructs, so the encoder never sees it, and the
-  features work on grey footage (the colorization pipeline uses them as a backbone).
+- Colour input (`use_colour`, as in MAST, Lai et al. 2020): a frame's ab joins the luminance
+  stem through its own small stem. Training drops each frame's colour input at random
+  (`train.py --colour-dropout`), so the features match with colour, without it (grey footage: the
+  colorization pipeline uses them as a backbone), and across the two. Colour cannot be copied
+  through: the reconstruction is made only of the reference frames' colours (`objective.py`).
+  Off: luminance only.
 - Motion Enhancement Engine (`use_motion`): DIS optical flow (no learned weights), taken relative to
   the frame's dominant (camera) motion, is encoded by a small conv stem and added to the luminance
   stem's features with a learnable weight, so moving objects stand out in the features. Every
@@ -30,6 +34,7 @@ from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 from ..core.backbones import build_backbone
+from ..core.colour import AB_SCALE
 from ..core.flow import dis_flow
 
 # Flow is divided by this many pixels before the motion stem: typical motions become O(1).
@@ -121,7 +126,7 @@ def frame_flows(frames: list[np.ndarray]) -> list[np.ndarray | None]:
 
 
 class MotionCorrespondenceEncoder(ModelMixin, ConfigMixin):
-    """Luminance (+ flow) -> L2-normalized correspondence features at stride 4."""
+    """Luminance (+ flow, + colour) -> L2-normalized correspondence features at stride 4."""
 
     stride = 4
 
@@ -135,6 +140,7 @@ class MotionCorrespondenceEncoder(ModelMixin, ConfigMixin):
         use_multi_cluster_sampler: bool = True,
         use_adaptive_loss: bool = True,
         motion_weight_init: float = 0.5,
+        use_colour: bool = False,
     ) -> None:
         super().__init__()
         c1, c2 = hidden_channels
@@ -143,6 +149,8 @@ class MotionCorrespondenceEncoder(ModelMixin, ConfigMixin):
             # Motion Enhancement Engine: flow features join the luminance features with a learnable weight.
             self.motion_stem = nn.Sequential(conv_block(3, c1, 2), conv_block(c1, c1))
             self.motion_weight = nn.Parameter(torch.tensor(float(motion_weight_init)))
+        if use_colour:
+            self.colour_stem = nn.Sequential(conv_block(2, c1, 2), conv_block(c1, c1))
         self.body = nn.Sequential(conv_block(c1, c2, 2), ResidualBlock(c2), ResidualBlock(c2))  # stride 4
         pretrained = 0
         if backbone is not None:
@@ -161,15 +169,22 @@ class MotionCorrespondenceEncoder(ModelMixin, ConfigMixin):
             self.frozen_backbone.eval()  # frozen: batch-norm statistics stay the pretrained ones
         return self
 
-    def forward(self, luminance: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, luminance: torch.Tensor, flow: torch.Tensor | None = None, ab: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """luminance (B, 1, H, W), L in [0, 100]; flow (B, 2, H, W) in pixels on this frame's grid, where
         each pixel was in the previous frame (`frame_flows`; None means no motion, as for a single
-        image); H, W multiples of 16 -> (B, C, H/4, W/4)."""
+        image); ab (B, 2, H, W) in Lab units (None: no colour, as for grey footage; ignored without
+        `use_colour`); H, W multiples of 16 -> (B, C, H/4, W/4)."""
         hidden = self.stem(luminance / 50.0 - 1.0)  # (B, c1, H/2, W/2)
         if self.config.use_motion:
             if flow is None:
                 flow = luminance.new_zeros(luminance.shape[0], 2, *luminance.shape[-2:])
             hidden = hidden + self.motion_weight * self.motion_stem(motion_input(flow))
+        if self.config.use_colour:
+            if ab is None:
+                ab = luminance.new_zeros(luminance.shape[0], 2, *luminance.shape[-2:])
+            hidden = hidden + self.colour_stem(ab / AB_SCALE)
         hidden = self.body(hidden)  # (B, c2, H/4, W/4)
         if self.config.backbone is not None:
             with torch.no_grad():

@@ -5,7 +5,8 @@ Shapes: B batch, C feature channels, M query positions, N reference positions (a
 frames together), S sampled reference positions.
 
 - Reconstruction: each query position's Lab is the softmax(affinity / temperature)-weighted mean
-  of the reference positions' Lab. The encoder sees luminance only, so matching is all it can do.
+  of the reference positions' Lab. The output is made only of the references' colours, so matching is
+  all the encoder can do, whether or not it sees the query's colour.
 - Multi-cluster sampler: the reference positions are clustered (k-means on the features, at
   several numbers of clusters) and the same number of samples is drawn from every cluster, so a
   large region of repeated texture (sky, a wall) cannot swamp the softmax of every query; with the

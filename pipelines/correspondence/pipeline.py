@@ -53,24 +53,26 @@ class EncoderFeatures:
     def reset(self) -> None:
         self.previous = None
 
-    def _luminance(self, frame: np.ndarray) -> torch.Tensor:
-        luminance = luminance_and_ab(frame_to_tensor(frame, self.device))[0]
-        return resize(luminance, processing_shape(*frame.shape[:2], self.processing_size))
+    def _lab(self, frame: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """frame (H, W, 3) -> L (1, 1, h, w) and ab (1, 2, h, w) at the processing size."""
+        size = processing_shape(*frame.shape[:2], self.processing_size)
+        luminance, ab = luminance_and_ab(frame_to_tensor(frame, self.device))
+        return resize(luminance, size), resize(ab, size)
 
     @torch.no_grad()
     def __call__(self, frame: np.ndarray, next_frame: np.ndarray | None = None) -> torch.Tensor:
-        luminance = self._luminance(frame)
+        luminance, ab = self._lab(frame)
         current = luminance_to_u8(luminance)
         flow = None
         if self.encoder.config.use_motion:
             following = None
             if self.previous is None and next_frame is not None:
-                following = luminance_to_u8(self._luminance(next_frame))
+                following = luminance_to_u8(self._lab(next_frame)[0])
             flow = frame_flow(current, self.previous, following)
         if flow is not None:
             flow = torch.from_numpy(flow).permute(2, 0, 1)[None].to(self.device)
         self.previous = current
-        return self.encoder(luminance, flow)[0]
+        return self.encoder(luminance, flow, ab)[0]
 
 
 # Overlay colours of mask ids 1, 2, ... (id 0, the background, is left as it is).

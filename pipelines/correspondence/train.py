@@ -8,8 +8,10 @@ Each step takes clips of `--num-frames` frames (real video and pseudo videos fro
 data as colorization) and reconstructs the last frame's Lab from the earlier frames through the
 affinity of the encoder's features (`objective.reconstruction_loss`). No labels are used. DIS
 optical flow between consecutive frames feeds the motion enhancement engine and the adaptive
-loss. `--no-motion`, `--no-multi-cluster-sampler` and `--no-adaptive-loss` switch the three
-components off (for ablations); the switches are saved in the model's config.
+loss. Each frame's colour input is dropped with probability `--colour-dropout`, so the features work with
+and without colour (`--no-colour`: luminance only). `--no-motion`, `--no-multi-cluster-sampler` and
+`--no-adaptive-loss` switch the three components off (for ablations); the switches are saved in the
+model's config.
 """
 
 from __future__ import annotations
@@ -49,6 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-multi-cluster-sampler", action="store_true", help="sample references uniformly")
     parser.add_argument("--no-adaptive-loss", action="store_true", help="weigh every pixel's error equally")
     parser.add_argument("--no-backbone", action="store_true", help="no frozen EfficientNet-Lite0 features")
+    parser.add_argument("--no-colour", action="store_true", help="luminance only: no colour input")
+    parser.add_argument(
+        "--colour-dropout", type=float, default=0.5, help="probability that a frame's colour input is dropped"
+    )
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--max-minutes", type=float, help="time budget: stop and save after this long")
     parser.add_argument("--batch-size", type=int, default=4)
@@ -83,18 +89,31 @@ def clip_flows(luminance: torch.Tensor) -> torch.Tensor:
     return flows.to(luminance.device)
 
 
+def drop_colour(
+    ab: torch.Tensor, probability: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """ab (N, 2, H, W) -> the same, each frame's colour zeroed (as grey footage) with `probability`."""
+    keep = torch.rand(ab.shape[0], generator=generator) >= probability
+    return ab * keep.to(ab.device, ab.dtype).view(-1, 1, 1, 1)
+
+
 def clip_loss(
     encoder: MotionCorrespondenceEncoder,
     clip: torch.Tensor,
     sample_fraction: float,
     temperature: float,
     generator: torch.Generator | None = None,
+    colour_dropout: float = 0.5,
 ) -> torch.Tensor:
-    """clip (B, T, 3, S, S) RGB in [0, 1] -> the reconstruction loss of frame T-1 from frames 0..T-2."""
+    """clip (B, T, 3, S, S) RGB in [0, 1] -> the reconstruction loss of frame T-1 from frames 0..T-2.
+
+    With the encoder's colour input on, each frame's ab is an input with probability 1 - `colour_dropout`
+    (the query's too: its colour only helps it find matches; the reconstruction is the references')."""
     batch, num_frames = clip.shape[:2]
     luminance, ab = luminance_and_ab(clip.flatten(0, 1))  # (B*T, 1, S, S), (B*T, 2, S, S)
     flow = clip_flows(luminance.unflatten(0, (batch, num_frames)))
-    features = encoder(luminance, flow.flatten(0, 1))  # (B*T, C, h, w)
+    colour_input = drop_colour(ab, colour_dropout, generator)
+    features = encoder(luminance, flow.flatten(0, 1), colour_input)  # (B*T, C, h, w)
     grid = features.shape[-2:]
     colour = F.adaptive_avg_pool2d(torch.cat([luminance / 100.0, ab / AB_SCALE], dim=1), grid)
     motion = F.adaptive_avg_pool2d(flow.flatten(0, 1).norm(dim=1, keepdim=True), grid)
@@ -139,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         use_motion=not args.no_motion,
         use_multi_cluster_sampler=not args.no_multi_cluster_sampler,
         use_adaptive_loss=not args.no_adaptive_loss,
+        use_colour=not args.no_colour,
     )
     encoder.load_pretrained_backbone()
     trainable = [p for p in encoder.parameters() if p.requires_grad]
@@ -166,7 +186,9 @@ def main(argv: list[str] | None = None) -> None:
 
     budget.start()  # the time budget counts training, not start-up
     for clip in endless(loader):
-        loss = clip_loss(encoder, clip, args.sample_fraction, args.temperature, generator)
+        loss = clip_loss(
+            encoder, clip, args.sample_fraction, args.temperature, generator, args.colour_dropout
+        )
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
