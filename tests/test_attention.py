@@ -122,7 +122,7 @@ def test_windowed_topk_readout_matches_brute_force():
     )
     radius = 2
     readout = windowed_topk_readout(
-        query, [key, other_key], [value, other_value], radius, top_k=1, temperature=1e-4, band_rows=3
+        query, [key, other_key], [value, other_value], radius, top_k=1, temperature=1e-4, tile=3
     )
     expected = torch.zeros(3, 10, 13)
     for y in range(10):

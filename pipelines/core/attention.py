@@ -151,40 +151,47 @@ def windowed_topk_readout(
     radius: int,
     top_k: int,
     temperature: float,
-    band_rows: int = 16,
+    tile: int = 16,
 ) -> torch.Tensor:
     """Read values from several context frames for every query position, each query seeing only the
     (2r+1)^2 window around its own position in each frame, through its `top_k` best matches over all
     frames, weighted by softmax(affinity / temperature).
 
-    query (C, h, w), keys [(C, h, w)] * F, values [(K, h, w)] * F -> (K, h, w). Queries go a band of
-    `band_rows` rows at a time against the rows their windows reach, as one matrix product per frame
-    (far faster on a CPU than gathering each query's window), masked to the window; each frame keeps
-    only its own top-k before the merge, so memory stays at one band's affinity block.
+    query (C, h, w), keys [(C, h, w)] * F, values [(K, h, w)] * F -> (K, h, w). Queries go a
+    `tile` x `tile` square at a time against the square of key positions their windows reach, as one
+    matrix product per frame masked to each query's window (far faster on a CPU than gathering each
+    query's window). Square tiles rather than bands of whole rows: with r = 12 and tile 16, 39% of
+    the computed affinities are inside a window, against 14% for a 16-row band of a 114-cell-wide
+    frame. Each frame keeps only its own top-k before the merge, so memory stays at one tile's block.
     """
     channels, height, width = query.shape
     positions = torch.arange(max(height, width), device=query.device)
     far = (positions[:, None] - positions[None, :]).abs() > radius  # (P, P): farther apart than the radius
-    far_columns = far[:width, :width].view(1, width, 1, width)
-    outputs = []
-    for top in range(0, height, band_rows):
-        bottom = min(top + band_rows, height)
+    output = query.new_empty(values[0].shape[0], height, width)
+    for top in range(0, height, tile):
+        bottom = min(top + tile, height)
         first, last = max(0, top - radius), min(height, bottom + radius)  # key rows the windows reach
-        rows, columns = slice(top * width, bottom * width), slice(first * width, last * width)
-        far_rows = far[top:bottom, first:last].view(bottom - top, 1, last - first, 1)
-        # (m, n): key positions outside each query's window, built by broadcasting rows and columns
-        outside = (far_rows | far_columns).view((bottom - top) * width, (last - first) * width)
-        queries = query.reshape(channels, -1)[:, rows].T  # (m, C)
-        top_logits, top_values = [], []
-        for key, value in zip(keys, values, strict=True):
-            logits = (queries @ key.reshape(channels, -1)[:, columns]).masked_fill_(outside, float("-inf"))
-            best, index = logits.topk(min(top_k, logits.shape[1]), dim=1)  # (m, k)
-            top_logits.append(best)
-            top_values.append(value.reshape(value.shape[0], -1)[:, columns][:, index])  # (K, m, k)
-        merged = torch.cat(top_logits, dim=1)
-        best, index = merged.topk(min(top_k, merged.shape[1]), dim=1)
-        weights = torch.softmax(best / temperature, dim=1)  # (m, k)
-        candidates = torch.cat(top_values, dim=2)  # (K, m, F*k)
-        chosen = candidates.gather(2, index.expand(candidates.shape[0], -1, -1))
-        outputs.append((chosen * weights).sum(dim=2))  # (K, m)
-    return torch.cat(outputs, dim=1).view(-1, height, width)
+        for left in range(0, width, tile):
+            right = min(left + tile, width)
+            start, stop = max(0, left - radius), min(width, right + radius)  # key columns they reach
+            rows, columns = bottom - top, right - left
+            # (m, n): key positions outside each query's window, by broadcasting rows and columns
+            outside = (
+                far[top:bottom, first:last].view(rows, 1, last - first, 1)
+                | far[left:right, start:stop].view(1, columns, 1, stop - start)
+            ).view(rows * columns, -1)
+            queries = query[:, top:bottom, left:right].reshape(channels, -1).T  # (m, C)
+            top_logits, top_values = [], []
+            for key, value in zip(keys, values, strict=True):
+                reachable = key[:, first:last, start:stop].reshape(channels, -1)  # (C, n)
+                logits = (queries @ reachable).masked_fill_(outside, float("-inf"))
+                best, index = logits.topk(min(top_k, logits.shape[1]), dim=1)  # (m, k)
+                top_logits.append(best)
+                top_values.append(value[:, first:last, start:stop].reshape(value.shape[0], -1)[:, index])
+            merged = torch.cat(top_logits, dim=1)
+            best, index = merged.topk(min(top_k, merged.shape[1]), dim=1)
+            weights = torch.softmax(best / temperature, dim=1)  # (m, k)
+            candidates = torch.cat(top_values, dim=2)  # (K, m, F*k)
+            chosen = candidates.gather(2, index.expand(candidates.shape[0], -1, -1))
+            output[:, top:bottom, left:right] = (chosen * weights).sum(dim=2).view(-1, rows, columns)
+    return output
