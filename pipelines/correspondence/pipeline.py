@@ -53,11 +53,12 @@ class EncoderFeatures:
     def reset(self) -> None:
         self.previous = None
 
-    def _lab(self, frame: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """frame (H, W, 3) -> L (1, 1, h, w) and ab (1, 2, h, w) at the processing size."""
+    def _lab(self, frame: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """frame (H, W, 3) -> L (1, 1, h, w) and ab (1, 2, h, w) at the processing size; ab is None
+        for an encoder without colour input (not resized for nothing)."""
         size = processing_shape(*frame.shape[:2], self.processing_size)
         luminance, ab = luminance_and_ab(frame_to_tensor(frame, self.device))
-        return resize(luminance, size), resize(ab, size)
+        return resize(luminance, size), resize(ab, size) if self.encoder.config.use_colour else None
 
     @torch.no_grad()
     def __call__(self, frame: np.ndarray, next_frame: np.ndarray | None = None) -> torch.Tensor:

@@ -112,7 +112,9 @@ def clip_loss(
     batch, num_frames = clip.shape[:2]
     luminance, ab = luminance_and_ab(clip.flatten(0, 1))  # (B*T, 1, S, S), (B*T, 2, S, S)
     flow = clip_flows(luminance.unflatten(0, (batch, num_frames)))
-    colour_input = drop_colour(ab, colour_dropout, generator)
+    config = getattr(encoder, "module", encoder).config  # unwrapped under DistributedDataParallel
+    # no draw for an encoder without colour input, so its runs take the same random samples as before
+    colour_input = drop_colour(ab, colour_dropout, generator) if config.use_colour else None
     features = encoder(luminance, flow.flatten(0, 1), colour_input)  # (B*T, C, h, w)
     grid = features.shape[-2:]
     colour = F.adaptive_avg_pool2d(torch.cat([luminance / 100.0, ab / AB_SCALE], dim=1), grid)
@@ -120,7 +122,6 @@ def clip_loss(
     features, colour, motion = (
         x.unflatten(0, (batch, num_frames)).flatten(-2) for x in (features, colour, motion)
     )  # (B, T, C or 3 or 1, h*w)
-    config = getattr(encoder, "module", encoder).config  # unwrapped under DistributedDataParallel
     num_samples = max(16, int(sample_fraction * (num_frames - 1) * features.shape[-1]))
     losses = []
     for b in range(batch):
