@@ -96,18 +96,15 @@ def pretrained_pipeline(
     pipeline_class: type[HueflowPipelineT],
     checkpoint: str | os.PathLike,
     limits: Limits,
-    *,
-    check_folder: bool = True,
     **progress_bar_config: object,
 ) -> LazyPipeline[HueflowPipelineT]:
     """A `LazyPipeline` that loads `pipeline_class` from `checkpoint` (a model folder or Hub repo id)
-    onto `limits.device` on first use, with `set_progress_bar_config(**progress_bar_config)`; with
-    `check_folder`, a missing local folder is reported by `check_model_folder` first."""
+    onto `limits.device` on first use, with `set_progress_bar_config(**progress_bar_config)`; a missing
+    local folder is reported by `check_model_folder` first."""
     checkpoint = str(checkpoint)
 
     def load() -> HueflowPipelineT:
-        if check_folder:
-            check_model_folder(checkpoint)
+        check_model_folder(checkpoint)
         pipe = pipeline_class.from_pretrained(checkpoint)
         pipe.to(limits.device)
         pipe.set_progress_bar_config(**progress_bar_config)

@@ -162,7 +162,6 @@ class ColorizeTab:
             ColorMNetPipeline,
             checkpoint,
             limits,
-            check_folder=False,
             desc="Colorizing",
             unit="frame",
         )

@@ -232,7 +232,7 @@ class GenerateTab:
         self.limits = limits
         self.defaults = GenerateDefaults.from_checkpoint(checkpoint)
         self.pipeline = pretrained_pipeline(
-            "pseudo-video", PseudoVideoPipeline, checkpoint, limits, check_folder=False, disable=True
+            "pseudo-video", PseudoVideoPipeline, checkpoint, limits, disable=True
         )
         self._results: OrderedDict[tuple[int, int, int], Samples] = OrderedDict()
         self._results_lock = threading.Lock()

@@ -220,6 +220,6 @@ def test_missing_model_gives_clear_error_and_is_retried(media, tmp_path):
     tab = ColorizeTab(tmp_path / "no-such-model", Limits.detect())
     args = (str(media["video"]), [str(media["exemplar"])], "", *FAST_SETTINGS)
     for _ in range(2):
-        with pytest.raises(gr.Error, match="model could not be loaded"):
+        with pytest.raises(gr.Error, match="colorization model could not be loaded .no model folder at"):
             tab.colorize(*args, progress=lambda *a, **k: None)
     assert not tab.pipeline.loaded

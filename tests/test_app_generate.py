@@ -210,6 +210,6 @@ def test_missing_model_gives_clear_error_and_is_retried(tmp_path):
 
     tab = GenerateTab(tmp_path / "no-such-model", Limits.detect())
     for _ in range(2):
-        with pytest.raises(gr.Error, match="generation model could not be loaded"):
+        with pytest.raises(gr.Error, match="generation model could not be loaded .no model folder at"):
             tab.generate(0, 4, 8, 0, progress=lambda *a, **k: None)
     assert not tab.pipeline.loaded
