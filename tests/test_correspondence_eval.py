@@ -17,7 +17,7 @@ from pipelines.correspondence.baselines import (
     RawLabFeatures,
     XFeatFeatures,
 )
-from pipelines.correspondence.evaluate import markdown_report, mask_j, point_accuracy, summarize
+from pipelines.correspondence.evaluate import greyed, markdown_report, mask_j, point_accuracy, summarize
 from pipelines.correspondence.evaluation_data import (
     grid_sample_points,
     pseudo_video,
@@ -121,6 +121,17 @@ def test_pseudo_video_shapes_and_determinism(small_pseudo_video):
     np.testing.assert_array_equal(again.frames, frames)
     np.testing.assert_array_equal(again.tracks, video.tracks)
     np.testing.assert_array_equal(again.masks, video.masks)
+
+
+def test_greyed_video_has_luma_frames_and_the_same_ground_truth(small_pseudo_video):
+    video = small_pseudo_video
+    grey = greyed(video)
+    assert grey.frames.shape == video.frames.shape and grey.frames.dtype == np.uint8
+    assert (grey.frames == grey.frames[..., :1]).all()  # R = G = B
+    luma = video.frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    assert np.abs(grey.frames[..., 0] - luma).max() <= 1
+    assert grey.tracks is video.tracks and grey.masks is video.masks and grey.name == video.name
+    assert video.frames.std(axis=-1).max() > 0  # the original is untouched
 
 
 def test_pseudo_video_tracks_follow_the_colour(small_pseudo_video):

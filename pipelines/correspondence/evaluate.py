@@ -28,6 +28,9 @@ Metrics, over frames 1..T-1 (frame 0 is given):
   objects; the stereo pair has no masks;
 - seconds per frame of `track` (feature extraction and propagation; the machine's threads as set).
 
+With `--grey`, every frame of every video is replaced by its luma (R = G = B), as grey footage would be;
+the ground truth stays the same.
+
 Each metric is averaged over videos (each video weighs the same; J over the videos that have masks),
 over all videos and per source. Markdown tables are printed and all numbers, per video too, written
 as JSON.
@@ -43,6 +46,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .baselines import BASELINES
@@ -149,6 +153,12 @@ def model_extractor(path: str, device: str) -> Callable[[], FeatureExtractor]:
     return make
 
 
+def greyed(video: EvalVideo) -> EvalVideo:
+    """The same video with every frame replaced by its luma (BT.601, as cv2's RGB2GRAY), R = G = B."""
+    grey = np.stack([cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in video.frames])
+    return dataclasses.replace(video, frames=np.repeat(grey[..., None], 3, axis=-1))
+
+
 # -- report ---------------------------------------------------------------------------------------
 
 
@@ -222,6 +232,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-baselines", action="store_true", help="evaluate only the --model entries")
     parser.add_argument("--num-frames", type=int, default=16, help="frames per pseudo video")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pseudo videos")
+    parser.add_argument("--grey", action="store_true", help="every frame as its luma (grey footage)")
     parser.add_argument("--device", default="cpu")
     return parser.parse_args(argv)
 
@@ -244,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     config = PropagationConfig()
     start = time.perf_counter()
     videos = evaluation_videos(num_frames=args.num_frames, seed=args.seed)
+    if args.grey:
+        videos = [greyed(video) for video in videos]
     print(f"{len(videos)} evaluation videos built in {time.perf_counter() - start:.1f} s")
     results = {}
     for name, make in methods.items():
@@ -259,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             "thresholds_px": list(THRESHOLDS),
             "num_frames": args.num_frames,
             "seed": args.seed,
+            "grey": args.grey,
             "models": dict(spec.partition("=")[::2] for spec in args.model),
         },
         "videos": [
