@@ -14,6 +14,9 @@ Two reference rows put the numbers in context: the grayscale input itself (what 
 the ground truth's own CDC (the colour change that the real content has). Clips whose short side is above 480
 are downscaled to a short side of 480 before anything else. A markdown table per clip and their mean are
 printed, and all numbers are written as JSON.
+
+`--validation` scores the frames just before each held-out tail instead (training saw them), to choose
+inference settings such as `--static-tolerance` without looking at the test frames.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@
 Each frame is processed at `processing_size` (its short side), coloured from memory (exemplars +
 past frames) and local attention to the previous frame, and its ab is lifted back to the input
 resolution by guided upsampling on the full-resolution luminance. The output keeps the input's L
-channel: only ab is predicted. Memory is bounded (see `memory.py`), and with `output_path` frames
+channel: only ab is predicted, and pixels whose L did not change since the previous frame keep their
+colour (`hold_static_colour`). Memory is bounded (see `memory.py`), and with `output_path` frames
 go straight to the mp4, so memory stays flat however long the video.
 """
 
