@@ -33,6 +33,7 @@ def colorize(args: argparse.Namespace) -> int:
         exemplar_frames=frames,
         processing_size=args.processing_size,
         max_frames=args.max_frames,
+        static_tolerance=args.static_tolerance,
         output_path=args.output,
     )
     print(result.video_path)
@@ -89,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--processing-size", type=int, help="short side the model runs at (output keeps the input size)"
     )
     sub.add_argument("--max-frames", type=int)
+    sub.add_argument(
+        "--static-tolerance",
+        type=float,
+        help="pixels whose L (0-100) moved by at most this keep the previous frame's colour "
+        "(default from the model, 0.5; negative: off)",
+    )
     sub.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     sub.set_defaults(run=colorize)
 

@@ -87,6 +87,17 @@ def test_cli_colorizes_a_video_and_keeps_its_audio(saved_tiny, tmp_path):
     chroma = np.abs(frames[0].astype(int) - frames[0].mean(-1, keepdims=True)).mean()
     assert chroma > 3  # coloured, not grey
 
+    # The static hold can be turned off from the command line (what it does: test_colorization.py).
+    free = tmp_path / "colour_no_hold.mp4"
+    result = run_cli(
+        "colorize", str(source), "--exemplar", str(exemplar), "--exemplar-frame", "0", "-o", str(free),
+        "--model", str(saved_tiny), "--static-tolerance", "-1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with av.open(str(free)) as container:
+        free_frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(free_frames) == 8
+
 
 def test_cli_reports_bad_input_without_a_traceback(saved_tiny, tmp_path):
     bad = tmp_path / "broken.mp4"
