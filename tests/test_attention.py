@@ -142,3 +142,20 @@ def test_windowed_topk_readout_averages_top_k():
     value = torch.arange(36.0).view(1, 6, 6)
     readout = windowed_topk_readout(key, [key], [value], radius=5, top_k=36, temperature=0.05)
     assert torch.allclose(readout, torch.full((1, 6, 6), value.mean().item()), atol=1e-4)
+
+
+def test_memory_readout_buffered_blocks_match_the_autograd_path():
+    """Inference writes every block's logits into one buffer (out=, no gradient); training takes fresh
+    tensors. Both give the same readout, and the training path passes gradients to query and keys."""
+    generator = torch.Generator().manual_seed(2)
+    query = torch.randn(1, 8, 23, generator=generator)
+    memory_key = torch.randn(1, 8, 40, generator=generator)
+    memory_value = torch.randn(1, 3, 40, generator=generator)
+    with torch.no_grad():
+        buffered = memory_readout(query, memory_key, memory_value, top_k=4, block_logits=40 * 5)
+    query.requires_grad_(True)
+    memory_key.requires_grad_(True)
+    trained = memory_readout(query, memory_key, memory_value, top_k=4, block_logits=40 * 5)
+    assert torch.allclose(buffered[0], trained[0], atol=1e-6) and torch.allclose(buffered[1], trained[1])
+    trained[0].sum().backward()
+    assert query.grad is not None and query.grad.abs().sum() > 0 and memory_key.grad.abs().sum() > 0

@@ -12,17 +12,26 @@ import torch
 import torch.nn.functional as F
 
 
-def affinity(query_key: torch.Tensor, memory_key: torch.Tensor) -> torch.Tensor:
-    """Scaled dot-product affinity. query (B, C, M), memory (B, C, N) -> (B, M, N).
+def affinity(
+    query_key: torch.Tensor, memory_key: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Scaled dot-product affinity. query (B, C, M), memory (B, C, N) -> (B, M, N), written into `out`
+    (a contiguous (B, M, N) tensor) when given.
 
     Query-major, so the top-k and softmax over memory run along the contiguous last axis (about
-    4x faster on a CPU than along a strided one)."""
-    return torch.einsum("bcm,bcn->bmn", query_key, memory_key) / math.sqrt(query_key.shape[1])
+    4x faster on a CPU than along a strided one). The query is scaled rather than the logits: M x C
+    values instead of M x N, and no second logits-sized tensor."""
+    scaled_query = query_key / math.sqrt(query_key.shape[1])
+    if out is None:
+        return torch.einsum("bcm,bcn->bmn", scaled_query, memory_key)
+    return torch.bmm(scaled_query.transpose(1, 2), memory_key, out=out)
 
 
-# Query rows per affinity block in `memory_readout`: a block of at most this many logits (24 MB) stays under
-# glibc's largest mmap threshold (32 MB), so the allocator reuses it frame after frame instead of handing a
-# fresh, page-faulting 100 MB block to every frame (1824 queries x 14k memory elements at 854x480).
+# Logits per query block in `memory_readout`: 6 M (24 MB) at most, about 500 of the 1824 queries of an 854x480
+# frame against 12k memory elements. Blocks keep the (B, M, N) affinity from being held whole, and all blocks
+# of a call are written into one buffer of this fixed size: a fresh logits tensor per block, its size changing
+# with the memory's, left glibc's heap fragmented, and the process's peak RSS kept creeping up over a film
+# (+100 MB between frame 100 and frame 1000 at 854x480) where the memory itself is bounded.
 READOUT_BLOCK_LOGITS = 6_000_000
 
 
@@ -42,8 +51,9 @@ def memory_readout(
     which the memory uses to decide what to keep.
 
     Queries go in blocks of about `block_logits / N` rows, so the (B, M, N) affinity is never held
-    whole (about 40% less time per frame at 854x480, see READOUT_BLOCK_LOGITS). The top-k values are
-    gathered rather than multiplied as a dense weight matrix that is zero almost everywhere.
+    whole (about 40% less time per frame at 854x480), and share one logits buffer (READOUT_BLOCK_LOGITS).
+    The top-k values are gathered rather than multiplied as a dense weight matrix that is zero almost
+    everywhere.
     """
     batch, _, num_queries = query_key.shape
     num_elements = memory_key.shape[-1]
@@ -54,9 +64,21 @@ def memory_readout(
     values = memory_value.transpose(1, 2)  # (B, N, Cv)
     usage = memory_value.new_zeros(batch, num_elements)
     readouts = []
-    block = max(1, block_logits // (batch * num_elements))
+    block = min(num_queries, max(1, block_logits // (batch * num_elements)))
+    # Without autograd, every block's logits go into one buffer (see READOUT_BLOCK_LOGITS) whose size is the
+    # same on every call once the memory needs blocks, so the allocator hands back the same chunk each frame.
+    # out= has no gradient, so training takes fresh tensors.
+    needs_grad = torch.is_grad_enabled() and (query_key.requires_grad or memory_key.requires_grad)
+    buffer_size = batch * num_queries * num_elements
+    if block < num_queries:
+        buffer_size = max(block_logits, batch * num_elements)
+    buffer = None if needs_grad else query_key.new_empty(buffer_size)
     for start in range(0, num_queries, block):
-        logits = affinity(query_key[..., start : start + block], memory_key)  # (B, m, N)
+        query_block = query_key[..., start : start + block]
+        out = None
+        if buffer is not None:
+            out = buffer[: batch * query_block.shape[-1] * num_elements].view(batch, -1, num_elements)
+        logits = affinity(query_block, memory_key, out=out)  # (B, m, N)
         top_logits, indices = torch.topk(logits, k=top_k, dim=-1)  # (B, m, k)
         weights = torch.softmax(top_logits, dim=-1)
         picked = values[rows, indices.flatten(1)].view(*indices.shape, -1)  # (B, m, k, Cv)
