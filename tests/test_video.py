@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -278,6 +279,28 @@ def test_truncated_mp4(tmp_path):
     truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(VideoInputError, match="corrupt"):
         VideoReader(truncated)
+
+
+def test_truncated_mkv_warns_and_keeps_the_frames_that_decode(tmp_path):
+    # Matroska keeps the duration in its header, so a cut-off file still opens and decodes its first frames.
+    path = tmp_path / "full.mkv"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for frame in make_frames(40):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, "rgb24")))
+        container.mux(stream.encode(None))
+    truncated = tmp_path / "truncated.mkv"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size * 3 // 4])
+    reader = VideoReader(truncated)
+    assert len(reader) == 40
+    with pytest.warns(UserWarning, match=r"declares 40 frames but only \d+ could be decoded"):
+        frames = list(reader)
+    assert 0 < len(frames) < 40
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the whole file, or a max_frames prefix, reads without a warning
+        assert len(list(VideoReader(path))) == 40
+        assert len(list(VideoReader(truncated, max_frames=2))) == 2
 
 
 def test_empty_folder(tmp_path):

@@ -171,15 +171,25 @@ def _ffmpeg_error(path: str, error: Exception) -> VideoInputError:
     )
 
 
-def _iter_av_frames(path: str) -> Iterator[np.ndarray]:
+def _iter_av_frames(path: str, declared_frames: int) -> Iterator[np.ndarray]:
+    decoded = 0
     try:
         with av.open(path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
+                decoded += 1
                 yield frame.to_ndarray(format="rgb24")
     except av.FFmpegError as e:
         raise _ffmpeg_error(path, e) from e
+    # A cut-off file decodes its first frames and then just ends: say so rather than return a shorter video
+    # in silence. One frame of slack, since the count may be estimated from the duration.
+    if decoded < declared_frames - 1:
+        warnings.warn(
+            f"'{path}' declares {declared_frames} frames but only {decoded} could be decoded: the file is "
+            f"probably truncated, and the output has {decoded} frames.",
+            stacklevel=2,
+        )
 
 
 def _iter_pil_animation(path: str) -> Iterator[np.ndarray]:
@@ -303,7 +313,7 @@ class VideoReader:
                 num_frames = stream.frames or self._estimate_frame_count(container, stream, fps)
         except av.FFmpegError as e:
             raise _ffmpeg_error(str(path), e) from e
-        self._frames = lambda: _iter_av_frames(str(path))
+        self._frames = lambda: _iter_av_frames(str(path), num_frames)
         return VideoInfo(first.width, first.height, fps, num_frames, has_audio, str(path))
 
     @staticmethod
