@@ -38,6 +38,16 @@ def make_frames(num: int = 8, height: int = 48, width: int = 64) -> list[np.ndar
     return frames
 
 
+def write_h264(path: Path, frames: list[np.ndarray], fps: int = 10) -> None:
+    """Encode `frames` as plain H.264 in the container `path`'s suffix names (no faststart, no audio)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, "rgb24")))
+        container.mux(stream.encode(None))
+
+
 def make_video_with_audio(path: Path, seconds: float = 2.0, fps: int = 25, sample_rate: int = 44100) -> None:
     """Write an mp4 with a 440 Hz sine AAC track, using PyAV directly (independent of VideoWriter)."""
     with av.open(str(path), "w") as container:
@@ -269,12 +279,7 @@ def test_empty_file(tmp_path):
 def test_truncated_mp4(tmp_path):
     # Without faststart the index (moov) sits at the end, so cutting the file loses it.
     path = tmp_path / "full.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for frame in make_frames(5):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, "rgb24")))
-        container.mux(stream.encode(None))
+    write_h264(path, make_frames(5))
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(VideoInputError, match="corrupt"):
@@ -284,12 +289,7 @@ def test_truncated_mp4(tmp_path):
 def test_truncated_mkv_warns_and_keeps_the_frames_that_decode(tmp_path):
     # Matroska keeps the duration in its header, so a cut-off file still opens and decodes its first frames.
     path = tmp_path / "full.mkv"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for frame in make_frames(40):
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, "rgb24")))
-        container.mux(stream.encode(None))
+    write_h264(path, make_frames(40))
     truncated = tmp_path / "truncated.mkv"
     truncated.write_bytes(path.read_bytes()[: path.stat().st_size * 3 // 4])
     reader = VideoReader(truncated)
