@@ -34,6 +34,7 @@ def colorize(args: argparse.Namespace) -> int:
         processing_size=args.processing_size,
         max_frames=args.max_frames,
         static_tolerance=args.static_tolerance,
+        motion_compensated_hold=args.motion_compensated_hold,
         output_path=args.output,
     )
     print(result.video_path)
@@ -95,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="pixels whose L (0-100) moved by at most this keep the previous frame's colour "
         "(default from the model, 0.5; negative: off)",
+    )
+    sub.add_argument(
+        "--no-motion-compensated-hold",
+        dest="motion_compensated_hold",
+        action="store_false",
+        default=None,
+        help="hold only pixels whose L did not change in place, not along the optical flow (faster)",
     )
     sub.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     sub.set_defaults(run=colorize)

@@ -15,9 +15,11 @@ from pipelines.colorization import (
     ColorMNetValueEncoder,
     ExemplarError,
 )
-from pipelines.colorization.modeling import copy_confident_matches, hold_static_colour
+from pipelines.colorization.modeling import copy_confident_matches, hold_previous_colour
 from pipelines.colorization.pipeline import processing_shape
 from pipelines.core.colour import frame_to_tensor, luminance_and_ab
+from pipelines.core.edit_propagation import pixel_grid, sample_at
+from pipelines.core.flow import luminance_flow
 from pipelines.core.video import VideoInputError, write_video
 
 
@@ -156,10 +158,71 @@ def test_static_pixels_keep_the_previous_colour():
     change = torch.zeros(1, 1, 6, 8)
     change[..., :3, :] = 0.4  # within the tolerance: the same surface, sensor noise
     change[..., 3:, :4] = 3.0  # something moved
-    held = hold_static_colour(ab, previous_ab, previous_luminance + change, previous_luminance, 0.5)
+    held = hold_previous_colour(ab, previous_ab, previous_luminance + change, previous_luminance, 0.5)
     assert torch.equal(held[..., :3, :], previous_ab[..., :3, :])
     assert torch.equal(held[..., 3:, :4], ab[..., 3:, :4])
     assert torch.equal(held[..., 3:, 4:], previous_ab[..., 3:, 4:])  # unchanged L
+
+
+def smooth_scene(height: int = 96, width: int = 128, seed: int = 0) -> torch.Tensor:
+    """(1, 1, H, W) in [0, 1]: random texture upsampled, so it has gradients for optical flow."""
+    texture = torch.from_numpy(np.random.default_rng(seed).random((1, 1, height // 4, width // 4)))
+    scene = torch.nn.functional.interpolate(texture.float(), size=(height, width), mode="bicubic")
+    return scene.clamp(0, 1)
+
+
+@pytest.mark.parametrize("max_short_side", [None, 48])
+def test_luminance_flow_recovers_a_shift_at_full_or_capped_size(max_short_side):
+    scene = smooth_scene() * 100
+    shift = torch.tensor([2.4, -1.3]).view(1, 2, 1, 1)
+    moved = sample_at(scene, pixel_grid(96, 128) + shift)  # moved(x) = scene(x + shift)
+    displacement = luminance_flow(moved, scene, max_short_side)
+    assert displacement.shape == (1, 2, 96, 128)
+    interior = displacement[..., 12:-12, 12:-12].flatten(2).median(-1).values[0]
+    np.testing.assert_allclose(interior, shift.view(2), atol=0.2)  # in full-size pixels either way
+
+
+def test_moved_pixels_keep_the_previous_colour_along_the_flow():
+    """Content panned 2 px to the right: the hold takes each pixel's colour from where it was, except
+    where the L there disagrees (something new appeared); with zero flow it is the static hold."""
+    generator = torch.Generator().manual_seed(0)
+    previous_luminance = smooth_scene(48, 64) * 100
+    shift = torch.tensor([-2.0, 0.0]).view(1, 2, 1, 1)  # this frame's x shows the previous frame's x - 2
+    luminance = sample_at(previous_luminance, pixel_grid(48, 64) + shift)
+    luminance[..., 30:, 40:] = 150.0  # a new object, brighter than anything in the previous frame
+    ab, previous_ab = torch.randn(2, 1, 2, 48, 64, generator=generator) * 20
+    held = hold_previous_colour(
+        ab, previous_ab, luminance, previous_luminance, 0.5, shift.expand(1, 2, 48, 64)
+    )
+    # static first: where L at the same place also agrees (a flat patch), the colour stays in place
+    static = ((luminance - previous_luminance).abs() <= 0.5).expand_as(ab)
+    assert 0 < static[..., :30, 2:].float().mean() < 0.5
+    moved, kept = held[..., :30, 2:], torch.where(static, previous_ab, previous_ab.roll(2, dims=-1))
+    np.testing.assert_allclose(moved, kept[..., :30, 2:], atol=1e-3)
+    assert torch.equal(held[..., 30:, 40:], ab[..., 30:, 40:])
+    static_only = hold_previous_colour(ab, previous_ab, luminance, previous_luminance, 0.5)
+    assert torch.equal(
+        hold_previous_colour(ab, previous_ab, luminance, previous_luminance, 0.5, torch.zeros(1, 2, 48, 64)),
+        static_only,
+    )
+    assert (static_only[..., :30, 2:] - previous_ab[..., :30, :-2]).abs().mean() > 5  # no flow, no hold
+
+
+def test_motion_compensated_hold_steadies_the_colour_of_a_panning_clip(tiny_pipe):
+    """A textured scene panning 2 px per frame: with the hold following the motion, each output frame is
+    (nearly) the previous one moved along; holding only pixels that stay in place, it changes a lot more."""
+    scene = (smooth_scene(48, 96).squeeze().numpy() * 255).astype(np.uint8)
+    grey = np.stack([np.repeat(scene[:, 2 * t : 2 * t + 64, None], 3, axis=-1) for t in range(5)])
+    exemplar = make_colour_clip(num_frames=1, height=48, width=64)[0]
+
+    def change_along_motion(frames) -> float:
+        ab = lab_of(np.stack(frames))[:, 1:]
+        return (ab[1:, :, 4:-4, 4:-6] - ab[:-1, :, 4:-4, 6:-4]).abs().mean().item()  # t(x) = t-1(x + 2)
+
+    followed = tiny_pipe(grey, exemplars=exemplar, output_type="np").frames
+    in_place = tiny_pipe(grey, exemplars=exemplar, output_type="np", motion_compensated_hold=False).frames
+    assert change_along_motion(followed) < 0.5 * change_along_motion(in_place)
+    assert tiny_pipe.config.motion_compensated_hold
 
 
 def test_static_half_of_a_clip_keeps_its_colour_exactly(tiny_pipe):

@@ -138,6 +138,7 @@ def evaluate_clip(
     truth: list[np.ndarray],
     processing_size: int | None,
     static_tolerance: float | None = None,
+    motion_compensated_hold: bool | None = None,
 ) -> dict[str, dict[str, float | None]]:
     """Run every method on the decolorized `truth` with `truth[0]` as the exemplar, and score them."""
     gray = [decolorize(frame) for frame in truth]
@@ -151,6 +152,7 @@ def evaluate_clip(
             exemplar_frames=[0],
             processing_size=processing_size,
             static_tolerance=static_tolerance,
+            motion_compensated_hold=motion_compensated_hold,
             output_type="pil",
         )
         return [np.asarray(image) for image in result.frames]
@@ -222,6 +224,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the pipeline's static_tolerance (default: its config; negative: no hold)",
     )
     parser.add_argument(
+        "--no-motion-compensated-hold",
+        dest="motion_compensated_hold",
+        action="store_false",
+        default=None,
+        help="hold only pixels whose L did not change in place (default: also along the optical flow)",
+    )
+    parser.add_argument(
         "--validation",
         action="store_true",
         help="score the frames just before each held-out tail (seen in training) instead of the tail",
@@ -271,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append(info)
             print(f"## {path.name}: skipped ({info['reason']})\n", flush=True)
             continue
-        info["methods"] = evaluate_clip(pipe, truth, args.processing_size, args.static_tolerance)
+        info["methods"] = evaluate_clip(
+            pipe, truth, args.processing_size, args.static_tolerance, args.motion_compensated_hold
+        )
         info["seconds"] = time.perf_counter() - clip_started
         clips.append(info)
         width, height = info["eval_size"]
@@ -299,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         "static_tolerance": pipe.config.static_tolerance
         if args.static_tolerance is None
         else args.static_tolerance,
+        "motion_compensated_hold": pipe.config.motion_compensated_hold
+        if args.motion_compensated_hold is None
+        else args.motion_compensated_hold,
         "segment": "validation" if args.validation else "held-out tail",
         "max_frames": args.max_frames,
         "holdout_fraction": HOLDOUT_FRACTION,

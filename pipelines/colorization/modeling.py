@@ -34,6 +34,7 @@ from torch import nn
 from ..core.attention import block_match_attention, local_window_attention
 from ..core.backbones import build_backbone
 from ..core.colour import AB_SCALE
+from ..core.edit_propagation import pixel_grid, sample_at
 
 
 def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -287,21 +288,33 @@ def colorize_step(
     return ab, frame_memory(value_encoder, encoding, ab)
 
 
-def hold_static_colour(
+def hold_previous_colour(
     ab: torch.Tensor,
     previous_ab: torch.Tensor,
     luminance: torch.Tensor,
     previous_luminance: torch.Tensor,
     tolerance: float,
+    displacement: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Keep the previous output's colour wherever the input's luminance did not change.
+    """Keep the previous output's colour wherever the input shows the same surface as in the previous frame.
 
     ab, previous_ab (B, 2, H, W) Lab ab; luminance, previous_luminance (B, 1, H, W) Lab L, at the output
-    resolution. A pixel whose L moved by at most `tolerance` shows the same surface as in the previous
-    frame (a static background, a still shot), so its true colour did not change either; a fresh
-    prediction there could only differ by the propagation's frame-to-frame noise, which is flicker.
-    A hard switch rather than a blend, so a held pixel is exactly the previous frame's colour (and,
-    with the same L, the same RGB).
+    resolution; displacement (B, 2, H, W) optional optical flow to the previous frame (this frame's x looks
+    like the previous frame's x + D(x)). A pixel whose L is within `tolerance` of the previous frame's L
+    shows the same surface, so its true colour did not change; a fresh prediction there could only differ
+    by the propagation's frame-to-frame noise, which is flicker. Two tests, in order:
+
+    - static: the same L at the same place (a still background) keeps the previous colour exactly, with
+      the same L the same RGB. It goes first because a hold that resampled static pixels along a sub-pixel
+      flow would blur them a little more on every frame;
+    - moved (with `displacement`): the same L at x + D(x) takes the previous colour from there.
+
+    Elsewhere (occlusions, lighting changes, cuts, flow errors) the new prediction stands. Hard switches
+    rather than blends, so nothing is averaged into grey.
     """
+    if displacement is not None:
+        moved_from = pixel_grid(*ab.shape[-2:], device=ab.device) + displacement
+        moved = (luminance - sample_at(previous_luminance, moved_from)).abs() <= tolerance
+        ab = torch.where(moved, sample_at(previous_ab, moved_from), ab)
     static = (luminance - previous_luminance).abs() <= tolerance
     return torch.where(static, previous_ab, ab)

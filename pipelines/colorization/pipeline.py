@@ -6,9 +6,9 @@
 Each frame is processed at `processing_size` (its short side), coloured from memory (exemplars +
 past frames) and local attention to the previous frame, and its ab is lifted back to the input
 resolution by guided upsampling on the full-resolution luminance. The output keeps the input's L
-channel: only ab is predicted, and pixels whose L did not change since the previous frame keep their
-colour (`hold_static_colour`). Memory is bounded (see `memory.py`), and with `output_path` frames
-go straight to the mp4, so memory stays flat however long the video.
+channel: only ab is predicted, and pixels whose L did not change since the previous frame, in place or
+along the optical flow, keep their colour (`hold_previous_colour`). Memory is bounded (see `memory.py`),
+and with `output_path` frames go straight to the mp4, so memory stays flat however long the video.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..core.colour import compose_lab, frame_to_tensor, luminance_and_ab, tensor_to_frame
+from ..core.flow import luminance_flow
 from ..core.guided_filter import guided_upsample
 from ..core.hub import HueflowPipeline
 from ..core.outputs import VideoPipelineOutput, check_output_type, frames_to_output
@@ -33,8 +34,12 @@ from .modeling import (
     LocalAttentionConfig,
     colorize_step,
     encode_memory_frame,
-    hold_static_colour,
+    hold_previous_colour,
 )
+
+# The hold's optical flow runs at a short side of at most this (854x480 at full size, about 40 ms on one
+# core); DIS's cost grows with the pixel count, and 1080p would cost five times as much for a smooth field.
+MAX_FLOW_SHORT_SIDE = 480
 
 
 class ExemplarError(ValueError):
@@ -60,6 +65,7 @@ class ColorMNetPipeline(HueflowPipeline):
         num_prototypes: int = MemoryConfig.num_prototypes,
         max_long_term_elements: int = MemoryConfig.max_long_term_elements,
         static_tolerance: float = 0.5,
+        motion_compensated_hold: bool = True,
     ) -> None:
         super().__init__()
         self.register_modules(feature_encoder=feature_encoder, value_encoder=value_encoder, decoder=decoder)
@@ -75,6 +81,7 @@ class ColorMNetPipeline(HueflowPipeline):
             num_prototypes=num_prototypes,
             max_long_term_elements=max_long_term_elements,
             static_tolerance=static_tolerance,
+            motion_compensated_hold=motion_compensated_hold,
         )
 
     def local_attention_config(self) -> LocalAttentionConfig:
@@ -144,6 +151,7 @@ class ColorMNetPipeline(HueflowPipeline):
         num_prototypes: int | None = None,
         max_long_term_elements: int | None = None,
         static_tolerance: float | None = None,
+        motion_compensated_hold: bool | None = None,
         callback_on_frame_end: Callable[[ColorMNetPipeline, int, ColorMemory], None] | None = None,
     ):
         """Colour `video` from one or more colour `exemplars`.
@@ -162,9 +170,12 @@ class ColorMNetPipeline(HueflowPipeline):
             output_path: write an H.264 mp4 here, with the input's audio when it has some.
             generator: accepted for the common pipeline signature; inference is deterministic.
             top_k, memory_every, ...: override the memory settings of the config for this call.
-            static_tolerance: where a pixel's L (0-100) changed by at most this much since the previous
-                frame, it keeps the previous frame's colour (`hold_static_colour`: no flicker on static
-                backgrounds). Default from the config (0.5, about one 8-bit grey level); negative: off.
+            static_tolerance: where a pixel's L (0-100) is within this much of the previous frame's L,
+                it keeps the previous frame's colour (`hold_previous_colour`: no flicker on surfaces that
+                did not change). Default from the config (0.5, about one 8-bit grey level); negative: off.
+            motion_compensated_hold: also compare each pixel with the previous frame's pixel it came
+                from along DIS optical flow, so moving surfaces keep their colour too. Default from the
+                config (True); costs an optical flow per frame (about 40 ms at 854x480 on one core).
             callback_on_frame_end: called as `fn(pipeline, frame_index, memory)` after each frame.
         """
         if output_type is None:
@@ -200,6 +211,8 @@ class ColorMNetPipeline(HueflowPipeline):
 
         if static_tolerance is None:
             static_tolerance = self.config.static_tolerance
+        if motion_compensated_hold is None:
+            motion_compensated_hold = self.config.motion_compensated_hold
         frames: list[np.ndarray] = []
         previous = None
         previous_output = None  # (L, ab) of the last output frame, at the input resolution
@@ -228,8 +241,19 @@ class ColorMNetPipeline(HueflowPipeline):
                     guide_low = resize(luminance, ab.shape[-2:]) / 100.0
                     ab_full = guided_upsample(ab, guide_low, luminance_full / 100.0)
                     if previous_output is not None and static_tolerance >= 0:
-                        ab_full = hold_static_colour(
-                            ab_full, previous_output[1], luminance_full, previous_output[0], static_tolerance
+                        previous_luminance, previous_ab = previous_output
+                        displacement = None
+                        if motion_compensated_hold:
+                            displacement = luminance_flow(
+                                luminance_full, previous_luminance, MAX_FLOW_SHORT_SIDE
+                            )
+                        ab_full = hold_previous_colour(
+                            ab_full,
+                            previous_ab,
+                            luminance_full,
+                            previous_luminance,
+                            static_tolerance,
+                            displacement,
                         )
                 previous_output = (luminance_full, ab_full)
                 if index % memory.config.memory_every == 0:

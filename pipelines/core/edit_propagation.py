@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .flow import dis_flow, luminance_to_u8
+from .flow import luminance_flow
 
 
 def pixel_grid(height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -212,8 +212,7 @@ def dense_displacement(
     values in [0, 1]: "dis" is OpenCV's DIS optical flow (its variational refinement regularizes flat
     areas), "block" the block-matching pyramid (`pyramid_displacement`)."""
     if method == "dis":
-        flow = dis_flow(luminance_to_u8(query * 100), luminance_to_u8(other * 100))
-        return torch.from_numpy(flow).to(query.device).permute(2, 0, 1)[None].float()
+        return luminance_flow(query * 100, other * 100)
     if method == "block":
         return pyramid_displacement(query, other, radius, block)[0]
     raise ValueError(f"Unknown matching method {method!r}: 'dis' or 'block'.")
