@@ -314,7 +314,9 @@ def hold_previous_colour(
     """
     if displacement is not None:
         moved_from = pixel_grid(*ab.shape[-2:], device=ab.device) + displacement
-        moved = (luminance - sample_at(previous_luminance, moved_from)).abs() <= tolerance
-        ab = torch.where(moved, sample_at(previous_ab, moved_from), ab)
+        moved_luminance, moved_ab = sample_at(
+            torch.cat([previous_luminance, previous_ab], dim=1), moved_from
+        ).split([1, 2], dim=1)
+        ab = torch.where((luminance - moved_luminance).abs() <= tolerance, moved_ab, ab)
     static = (luminance - previous_luminance).abs() <= tolerance
     return torch.where(static, previous_ab, ab)

@@ -20,7 +20,10 @@ def dis_flow(source: np.ndarray, target: np.ndarray, preset: int = cv2.DISOPTICA
 
 
 def luminance_flow(
-    luminance: torch.Tensor, other: torch.Tensor, max_short_side: int | None = None
+    luminance: torch.Tensor,
+    other: torch.Tensor,
+    max_short_side: int | None = None,
+    preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 ) -> torch.Tensor:
     """Displacement (1, 2, H, W), (dx, dy) in pixels, with luminance(x) ~ other(x + D(x)), for L (1, 1, H, W)
     in [0, 100]: DIS on the 8-bit luminance. With `max_short_side`, larger frames are matched at that
@@ -28,7 +31,7 @@ def luminance_flow(
     height, width = luminance.shape[-2:]
     scale = 1.0 if max_short_side is None else min(1.0, max_short_side / min(height, width))
     size = (max(8, round(height * scale)), max(8, round(width * scale)))
-    flow = dis_flow(luminance_to_u8(resize(luminance, size)), luminance_to_u8(resize(other, size)))
+    flow = dis_flow(luminance_to_u8(resize(luminance, size)), luminance_to_u8(resize(other, size)), preset)
     displacement = torch.from_numpy(flow).to(luminance.device).permute(2, 0, 1)[None].float()
     if size == (height, width):
         return displacement
