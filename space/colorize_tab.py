@@ -43,6 +43,7 @@ from . import (
     read_frame,
     save_frame_png,
     to_gray,
+    warn_if_cut_short,
 )
 from .examples import colorize_examples
 from .limits import Limits
@@ -227,6 +228,7 @@ class ColorizeTab:
 
         pipe = load_pipeline(self.pipeline, "colorization", self.checkpoint, progress)
         output_path = new_job_dir() / f"{Path(video).stem}_colour.mp4"
+        coloured = []  # frame indices done, to notice a file that ends before its declared length
         with pipeline_job(
             "Colorization", "lower the processing resolution or Max frames, or use a shorter video"
         ):
@@ -243,13 +245,15 @@ class ColorizeTab:
                     memory_every=int(memory_every),
                     max_working_frames=int(max_working_frames),
                     num_prototypes=int(num_prototypes),
+                    callback_on_frame_end=lambda pipe, index, memory: coloured.append(index),
                 )
             except (VideoInputError, ExemplarError) as error:
                 raise InputError(clean_paths(str(error), video)) from error
             except ValueError as error:  # invalid memory settings (MemoryConfig explains which)
                 raise InputError(f"Invalid settings: {error}") from error
 
-        index = min(int(compare_frame or 0), num_frames - 1)
+        warn_if_cut_short(len(coloured), num_frames, video)
+        index = min(int(compare_frame or 0), len(coloured) - 1)
         return result.video_path, self._before_after(video, result.video_path, index)
 
     def compare(self, video: str | None, colour_video: str | None, frame: float) -> tuple | None:

@@ -57,6 +57,7 @@ from . import (
     pipeline_job,
     pretrained_pipeline,
     read_uploaded_frame,
+    warn_if_cut_short,
 )
 from .limits import Limits
 
@@ -379,6 +380,7 @@ class TrackTab:
                 raise InputError(f"This video cannot be tracked: {clean_paths(str(error), video)}") from error
         seconds = time.perf_counter() - started
         tracked = result.masks if result.masks is not None else result.points
+        warn_if_cut_short(len(tracked), min(info.num_frames, frame_budget), video)
         summary = self._summary(mask, point_array, len(tracked), info.num_frames, over_limit, seconds)
         return str(result.video_path), summary
 

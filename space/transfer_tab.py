@@ -48,6 +48,7 @@ from . import (
     pipeline_job,
     pretrained_pipeline,
     save_frame_png,
+    warn_if_cut_short,
 )
 from .limits import Limits
 
@@ -205,6 +206,7 @@ class TransferTab:
             except (VideoInputError, EditedFrameError) as error:
                 raise InputError(clean_paths(str(error), video)) from error
         seconds = time.perf_counter() - started
+        warn_if_cut_short(written, min(info.num_frames, budget), video)
 
         lines = [
             f"Carried the edit of frame {index} through {written} frames ({info.width}x{info.height}) in "

@@ -6,6 +6,7 @@ exemplars are tiny and generated here, so the whole file runs in well under a mi
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
+from test_video import write_h264
 
 from pipelines.core.video import write_video
 
@@ -84,6 +86,11 @@ def media(tmp_path_factory) -> dict[str, Path]:
         "corrupt_video": folder / "notes.mp4",
         "text_exemplar": folder / "notes.png",
     }
+    # Matroska keeps the duration in its header: cut short, the file still declares 12 frames.
+    whole = folder / "whole.mkv"
+    write_h264(whole, list(to_gray(colour_clip(12))), fps=8)
+    files["truncated_video"] = folder / "truncated.mkv"
+    files["truncated_video"].write_bytes(whole.read_bytes()[: whole.stat().st_size * 17 // 20])
     Image.fromarray(colour[0]).save(files["exemplar"])
     Image.fromarray(to_gray(colour)[0]).save(files["gray_exemplar"])
     Image.new("RGB", (600, 40), (200, 30, 30)).save(files["huge_exemplar"])
@@ -152,6 +159,28 @@ def test_colorize_returns_colour_mp4(client, media):
         handle_file(str(media["video"])), handle_file(video_path), 6, api_name="/compare_frame"
     )
     assert np.asarray(Image.open(after).convert("RGB")).shape == (HEIGHT, WIDTH, 3)
+
+
+def test_truncated_video_is_coloured_as_far_as_it_decodes_and_the_visitor_is_told(client, media):
+    job = client.submit(
+        handle_file(str(media["truncated_video"])),
+        [handle_file(str(media["exemplar"]))],
+        "0",
+        *FAST_SETTINGS,
+        api_name="/colorize",
+    )
+
+    async def updates() -> list:
+        return [update async for update in job]
+
+    messages = [update.log[0] for update in asyncio.run(updates()) if getattr(update, "log", None)]
+    video_path, _ = job.result()
+    coloured = len(decode(video_path))
+    assert 1 < coloured < 11
+    assert any(
+        f"Only {coloured} of the 12 frames of 'truncated.mkv' could be decoded" in message
+        for message in messages
+    ), messages
 
 
 def test_extract_frame_gives_png_of_that_frame(client, media):
