@@ -380,8 +380,10 @@ class TrackTab:
                 raise InputError(f"This video cannot be tracked: {clean_paths(str(error), video)}") from error
         seconds = time.perf_counter() - started
         tracked = result.masks if result.masks is not None else result.points
-        warn_if_cut_short(len(tracked), min(info.num_frames, frame_budget), video)
-        summary = self._summary(mask, point_array, len(tracked), info.num_frames, over_limit, seconds)
+        cut_short = warn_if_cut_short(len(tracked), min(info.num_frames, frame_budget), video)
+        summary = self._summary(
+            mask, point_array, len(tracked), info.num_frames, over_limit, cut_short, seconds
+        )
         return str(result.video_path), summary
 
     def _summary(
@@ -391,6 +393,7 @@ class TrackTab:
         num_tracked: int,
         num_frames: int,
         over_limit: bool,
+        cut_short: bool,
         seconds: float,
     ) -> str:
         what = []
@@ -406,6 +409,10 @@ class TrackTab:
             lines.append(
                 f"⚠️ The video has {num_frames} frames: only its first {num_tracked} were tracked, the "
                 f"limit on this hardware ({self.limits.hardware})."
+            )
+        elif cut_short:
+            lines.append(
+                f"⚠️ Only {num_tracked} of its {num_frames} frames could be decoded (a truncated file?)."
             )
         elif num_tracked < num_frames:
             lines.append(f"Only the first {num_tracked} of its {num_frames} frames (Max frames).")

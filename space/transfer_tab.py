@@ -206,13 +206,17 @@ class TransferTab:
             except (VideoInputError, EditedFrameError) as error:
                 raise InputError(clean_paths(str(error), video)) from error
         seconds = time.perf_counter() - started
-        warn_if_cut_short(written, min(info.num_frames, budget), video)
+        cut_short = warn_if_cut_short(written, min(info.num_frames, budget), video)
 
         lines = [
             f"Carried the edit of frame {index} through {written} frames ({info.width}x{info.height}) in "
             f"{seconds:.1f} s ({seconds / max(1, written):.2f} s per frame)."
         ]
-        if written < info.num_frames:
+        if cut_short:
+            lines.append(
+                f"⚠️ Only {written} of its {info.num_frames} frames could be decoded (a truncated file?)."
+            )
+        elif written < info.num_frames:
             lines.append(f"Only the first {written} of its {info.num_frames} frames (Max frames).")
         if resized:
             lines.append(

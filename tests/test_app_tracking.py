@@ -21,6 +21,7 @@ import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
+from test_video import write_h264
 
 from pipelines import CorrespondencePipeline
 from pipelines.core.video import write_video
@@ -118,6 +119,11 @@ def media(tmp_path_factory) -> dict[str, Path]:
         "corrupt_video": folder / "notes.mp4",
     }
     files["corrupt_video"].write_text("this is a text file, not a video\n" * 20)
+    # Matroska keeps the duration in its header: cut short, the file still declares its frames.
+    whole = folder / "whole.mkv"
+    write_h264(whole, list(clip), fps=8)
+    files["truncated_video"] = folder / "truncated.mkv"
+    files["truncated_video"].write_bytes(whole.read_bytes()[: whole.stat().st_size * 9 // 10])
     composite = first.copy()
     x0, y0, x1, y1 = object_on_first
     composite[y0:y1, x0:x1] = RED
@@ -206,6 +212,14 @@ def track(client: Client, media: dict[str, Path], video="video", editor="default
 
 
 # ------------------------------------------------------------------------------------- with the app
+
+
+def test_truncated_video_is_tracked_as_far_as_it_decodes_and_the_summary_says_so(client, media):
+    video_path, summary = track(client, media, video="truncated_video")
+    tracked = len(decode(video_path))
+    assert 1 < tracked < NUM_FRAMES - 1
+    assert f"Only {tracked} of its {NUM_FRAMES} frames could be decoded" in summary
+    assert "Max frames" not in summary
 
 
 def test_first_frame_fills_the_editor(client, media):

@@ -22,6 +22,7 @@ import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
+from test_video import write_h264
 
 from pipelines import ZeroToHeroPipeline
 from pipelines.appearance import AppearanceFeatureEncoder, HeroRestorer
@@ -96,6 +97,11 @@ def media(tmp_path_factory) -> dict[str, Path]:
         "corrupt_video": folder / "x.mp4",
     }
     files["corrupt_video"].write_bytes(np.random.default_rng(0).bytes(4096))
+    # Matroska keeps the duration in its header: cut short, the file still declares its 8 frames.
+    whole = folder / "whole.mkv"
+    write_h264(whole, list(sliding_box_clip(8)), fps=6)
+    files["truncated_video"] = folder / "truncated.mkv"
+    files["truncated_video"].write_bytes(whole.read_bytes()[: whole.stat().st_size * 9 // 10])
     # Edits start from the anchor as the app gives it: the decoded frame, not the clip before encoding.
     decoded = decode(files["video"])
     anchor = decoded[ANCHOR]
@@ -243,6 +249,14 @@ def test_max_frames_edits_the_beginning_of_a_long_video(client, media):
     # 10 frames is over the limit of 8, but editing the first 4 is fine.
     video_path, _ = transfer(client, media, video="long_video", max_frames=4)
     assert decode(video_path).shape == (4, HEIGHT, WIDTH, 3)
+
+
+def test_truncated_video_is_edited_as_far_as_it_decodes_and_the_summary_says_so(client, media):
+    video_path, summary = transfer(client, media, video="truncated_video")
+    edited = len(decode(video_path))
+    assert ANCHOR < edited < 7
+    assert f"Only {edited} of its 8 frames could be decoded" in summary
+    assert "Max frames" not in summary
 
 
 @pytest.mark.parametrize(
