@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..core.colour import frame_to_tensor, lab_to_rgb, rgb_to_lab, tensor_to_frame
-from ..core.flow import dis_flow
+from ..core.flow import dis_flow, warp_back
 
 
 def _grey(frame: np.ndarray) -> np.ndarray:
@@ -33,8 +33,6 @@ def flow_chain_edit(
     disoccluded pixels take their neighbours' change (replicated border)."""
     if not frames:
         return []
-    height, width = frames[0].shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     anchor_change = edited_frame.astype(np.float32) - frames[frame_index].astype(np.float32)  # (H, W, 3)
     outputs: list[np.ndarray | None] = [None] * len(frames)
     outputs[frame_index] = edited_frame.copy()
@@ -42,16 +40,7 @@ def flow_chain_edit(
         change = anchor_change
         index = frame_index + direction
         while 0 <= index < len(frames):
-            # dis_flow(current, previous): current(x) ~ previous(x + flow(x)), so sampling the previous
-            # change at x + flow(x) brings it onto the current frame's grid.
-            flow = dis_flow(_grey(frames[index]), _grey(frames[index - direction]))
-            change = cv2.remap(
-                change,
-                grid_x + flow[..., 0],
-                grid_y + flow[..., 1],
-                cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_REPLICATE,
-            )
+            change = warp_back(change, dis_flow(_grey(frames[index]), _grey(frames[index - direction])))
             outputs[index] = (frames[index].astype(np.float32) + change).round().clip(0, 255).astype(np.uint8)
             index += direction
     return outputs  # type: ignore[return-value]

@@ -11,12 +11,12 @@ channel and only replaces ab, like `ColorMNetPipeline`.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..core.colour import compose_lab, frame_to_tensor, luminance_and_ab, tensor_to_frame
+from ..core.flow import dis_flow, luminance_to_u8, warp_back
 
 # Number of luminance bins of the lookup in `global_lab_transfer` (L spans [0, 100]).
 NUM_LUMINANCE_BINS = 32
@@ -88,11 +88,6 @@ def global_lab_transfer(frames: list[np.ndarray], exemplar: np.ndarray) -> list[
     return outputs
 
 
-def _luminance_u8(luminance: torch.Tensor) -> np.ndarray:
-    """L (1, 1, H, W) in [0, 100] -> uint8 (H, W), the input DIS optical flow takes."""
-    return (luminance[0, 0].numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
-
-
 def flow_propagation(frames: list[np.ndarray], exemplar: np.ndarray) -> list[np.ndarray]:
     """Propagate the exemplar's colours through the clip along a chain of DIS optical flow.
 
@@ -106,25 +101,14 @@ def flow_propagation(frames: list[np.ndarray], exemplar: np.ndarray) -> list[np.
     if not frames:
         return []
     height, width = frames[0].shape[:2]
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     ab = _exemplar_ab_at(exemplar, height, width)[0].permute(1, 2, 0).numpy()  # (H, W, 2) for cv2
     previous_luminance = None
     outputs = []
     for frame in frames:
         luminance = _lab(frame)[0]
-        current = _luminance_u8(luminance)
+        current = luminance_to_u8(luminance)
         if previous_luminance is not None:
-            # calc(I0, I1) gives flow with I0(x) ~ I1(x + flow(x)): sampling the previous ab at x + flow(x)
-            # brings it onto the current frame's pixel grid.
-            flow = dis.calc(current, previous_luminance, None)
-            ab = cv2.remap(
-                ab,
-                grid_x + flow[..., 0],
-                grid_y + flow[..., 1],
-                cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_REPLICATE,
-            )
+            ab = warp_back(ab, dis_flow(current, previous_luminance))
         previous_luminance = current
         outputs.append(_compose(luminance, torch.from_numpy(np.ascontiguousarray(ab)).permute(2, 0, 1)[None]))
     return outputs

@@ -19,6 +19,17 @@ def dis_flow(source: np.ndarray, target: np.ndarray, preset: int = cv2.DISOPTICA
     return cv2.DISOpticalFlow_create(preset).calc(source, target, None)
 
 
+def warp_back(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Sample `image` (H, W[, C]) float32 at x + flow(x), with `flow` (H, W, 2) from `dis_flow(current,
+    previous)`: brings the previous frame's values onto the current frame's pixel grid. Bilinear; outside
+    the frame the border repeats, so disoccluded pixels take their neighbours' values."""
+    height, width = flow.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return cv2.remap(
+        image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
 def luminance_flow(
     luminance: torch.Tensor,
     other: torch.Tensor,
