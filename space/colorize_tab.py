@@ -202,6 +202,7 @@ class ColorizeTab:
         max_working_frames: float,
         num_prototypes: float,
         compare_frame: float = 0,
+        hold_colour: bool = True,
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (Gradio's documented idiom)
     ) -> tuple[str, tuple[np.ndarray, np.ndarray]]:
         """Colour `video` from the exemplar images; returns the colour mp4 and a before/after pair.
@@ -215,6 +216,8 @@ class ColorizeTab:
             max_frames: colour only the first N frames; 0 colours the whole video.
             top_k, memory_every, max_working_frames, num_prototypes: memory settings of the model.
             compare_frame: frame shown in the before/after slider.
+            hold_colour: keep the colour of surfaces whose brightness did not change, in place or along
+                the motion (the pipeline's hold); off colours every pixel of every frame afresh.
         """
         max_frames = int(max_frames or 0)
         info = check_video(video, self.limits, max_frames)
@@ -245,6 +248,7 @@ class ColorizeTab:
                     memory_every=int(memory_every),
                     max_working_frames=int(max_working_frames),
                     num_prototypes=int(num_prototypes),
+                    static_tolerance=None if hold_colour else -1.0,  # None: the model's own tolerance
                     callback_on_frame_end=lambda pipe, index, memory: coloured.append(index),
                 )
             except (VideoInputError, ExemplarError) as error:
@@ -336,6 +340,14 @@ class ColorizeTab:
                         16, 512, value=defaults.num_prototypes, step=16, label="num_prototypes",
                         info="Long-term memory elements kept per compression.",
                     )  # fmt: skip
+                    hold_colour = gr.Checkbox(
+                        value=True,
+                        label="Hold steady colours",
+                        elem_id="hold-colour",
+                        info="Surfaces whose brightness does not change keep their colour, in place or "
+                        "along the motion, so they do not flicker. Turn off if a colour sticks where it "
+                        "should change.",
+                    )
                 run = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
             with gr.Column():
                 output = gr.Video(
@@ -402,6 +414,7 @@ class ColorizeTab:
                 max_working_frames,
                 num_prototypes,
                 compare_frame,
+                hold_colour,
             ],
             outputs=[output, slider],
             api_name="colorize",

@@ -117,7 +117,13 @@ def client(tmp_path_factory) -> Iterator[Client]:
 
 
 def colorize(
-    client: Client, media: dict[str, Path], video="video", exemplars=("exemplar",), indices="", max_frames=0
+    client: Client,
+    media: dict[str, Path],
+    video="video",
+    exemplars=("exemplar",),
+    indices="",
+    max_frames=0,
+    hold_colour=True,
 ):
     processing_size, _, *memory_and_compare = FAST_SETTINGS
     return client.predict(
@@ -127,6 +133,7 @@ def colorize(
         processing_size,
         max_frames,
         *memory_and_compare,
+        hold_colour,
         api_name="/colorize",
     )
 
@@ -159,6 +166,19 @@ def test_colorize_returns_colour_mp4(client, media):
         handle_file(str(media["video"])), handle_file(video_path), 6, api_name="/compare_frame"
     )
     assert np.asarray(Image.open(after).convert("RGB")).shape == (HEIGHT, WIDTH, 3)
+
+
+def test_hold_colour_keeps_the_still_background_steady_and_can_be_turned_off(client, media):
+    """The clip's background (above the moving blobs) never changes: with the hold (the default) its
+    colour stays put from frame to frame; turned off, every frame is coloured afresh and it flickers."""
+
+    def background_flicker(video_path: str) -> float:
+        background = decode(video_path)[1:, :14].astype(np.float32)  # frame 0 is the exemplar's colours
+        return float(np.abs(np.diff(background, axis=0)).mean())
+
+    held, _ = colorize(client, media, indices="0")
+    afresh, _ = colorize(client, media, indices="0", hold_colour=False)
+    assert background_flicker(held) < 0.5 * background_flicker(afresh)
 
 
 def test_truncated_video_is_coloured_as_far_as_it_decodes_and_the_visitor_is_told(client, media):
