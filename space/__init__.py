@@ -310,8 +310,8 @@ def warn_if_cut_short(done: int, expected: int, video: str) -> bool:
     cut_short = done < expected - 1
     if cut_short:
         gr.Warning(
-            f"Only {done} of the {expected} frames of '{Path(video).name}' could be decoded: the file is "
-            f"probably truncated or damaged, so the result has {done} frames."
+            f"Only {done} of the {expected} frames expected from '{Path(video).name}' could be decoded: the "
+            f"file is probably truncated or damaged, so the result has {done} frames."
         )
     return cut_short
 

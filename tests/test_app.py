@@ -198,7 +198,7 @@ def test_truncated_video_is_coloured_as_far_as_it_decodes_and_the_visitor_is_tol
     coloured = len(decode(video_path))
     assert 1 < coloured < 11
     assert any(
-        f"Only {coloured} of the 12 frames of 'truncated.mkv' could be decoded" in message
+        f"Only {coloured} of the 12 frames expected from 'truncated.mkv' could be decoded" in message
         for message in messages
     ), messages
 
