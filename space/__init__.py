@@ -34,7 +34,7 @@ from PIL import Image
 
 from pipelines import PretrainedLoadError, VideoInputError
 from pipelines.core.hub import HueflowPipeline
-from pipelines.core.video import VideoInfo, VideoReader, load_image
+from pipelines.core.video import VideoInfo, VideoReader, is_cut_short, load_image
 
 from .limits import Limits
 
@@ -301,19 +301,20 @@ def describe_video(info: VideoInfo) -> str:
     return f"{info.width}x{info.height}, {info.num_frames} frames at {info.fps:g} fps ({seconds:.1f} s)"
 
 
-def warn_if_cut_short(done: int, expected: int, video: str) -> bool:
+def warn_if_cut_short(done: int, expected: int, video: str) -> str | None:
     """Tell the visitor when a job produced fewer frames than the upload declares: decoding stopped early
     (a truncated or damaged file), and a shorter result should not go unexplained. `VideoReader` warns
     of the same in the server log; its warning cannot reach the visitor from here safely, since
-    Gradio runs jobs in threads and Python's warning filters are global. One frame of slack, as there:
-    a container's frame count may be an estimate from its duration. Returns whether it warned."""
-    cut_short = done < expected - 1
-    if cut_short:
-        gr.Warning(
-            f"Only {done} of the {expected} frames expected from '{Path(video).name}' could be decoded: the "
-            f"file is probably truncated or damaged, so the result has {done} frames."
-        )
-    return cut_short
+    Gradio runs jobs in threads and Python's warning filters are global. Returns the message shown
+    (for a tab's summary), or None."""
+    if not is_cut_short(done, expected):
+        return None
+    message = (
+        f"Only {done} of the {expected} frames expected from '{Path(video).name}' could be decoded: the "
+        f"file is probably truncated or damaged, so the result has {done} frames."
+    )
+    gr.Warning(message)
+    return message
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:

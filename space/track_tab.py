@@ -393,7 +393,7 @@ class TrackTab:
         num_tracked: int,
         num_frames: int,
         over_limit: bool,
-        cut_short: bool,
+        cut_short: str | None,
         seconds: float,
     ) -> str:
         what = []
@@ -411,9 +411,7 @@ class TrackTab:
                 f"limit on this hardware ({self.limits.hardware})."
             )
         elif cut_short:
-            lines.append(
-                f"⚠️ Only {num_tracked} of its {num_frames} frames could be decoded (a truncated file?)."
-            )
+            lines.append(f"⚠️ {cut_short}")
         elif num_tracked < num_frames:
             lines.append(f"Only the first {num_tracked} of its {num_frames} frames (Max frames).")
         if mask is not None:

@@ -213,9 +213,7 @@ class TransferTab:
             f"{seconds:.1f} s ({seconds / max(1, written):.2f} s per frame)."
         ]
         if cut_short:
-            lines.append(
-                f"⚠️ Only {written} of its {info.num_frames} frames could be decoded (a truncated file?)."
-            )
+            lines.append(f"⚠️ {cut_short}")
         elif written < info.num_frames:
             lines.append(f"Only the first {written} of its {info.num_frames} frames (Max frames).")
         if resized:

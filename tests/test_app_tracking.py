@@ -218,7 +218,9 @@ def test_truncated_video_is_tracked_as_far_as_it_decodes_and_the_summary_says_so
     video_path, summary = track(client, media, video="truncated_video")
     tracked = len(decode(video_path))
     assert 1 < tracked < NUM_FRAMES - 1
-    assert f"Only {tracked} of its {NUM_FRAMES} frames could be decoded" in summary
+    assert (
+        f"Only {tracked} of the {NUM_FRAMES} frames expected from 'truncated.mkv' could be decoded" in summary
+    )
     assert "Max frames" not in summary
 
 

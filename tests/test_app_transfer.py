@@ -255,7 +255,7 @@ def test_truncated_video_is_edited_as_far_as_it_decodes_and_the_summary_says_so(
     video_path, summary = transfer(client, media, video="truncated_video")
     edited = len(decode(video_path))
     assert ANCHOR < edited < 7
-    assert f"Only {edited} of its 8 frames could be decoded" in summary
+    assert f"Only {edited} of the 8 frames expected from 'truncated.mkv' could be decoded" in summary
     assert "Max frames" not in summary
 
 

@@ -171,6 +171,12 @@ def _ffmpeg_error(path: str, error: Exception) -> VideoInputError:
     )
 
 
+def is_cut_short(decoded: int, declared: int) -> bool:
+    """Whether a video that declares `declared` frames but decoded only `decoded` ended early (a truncated
+    or damaged file). One frame of slack, since a container's count may be estimated from its duration."""
+    return decoded < declared - 1
+
+
 def _iter_av_frames(path: str, declared_frames: int) -> Iterator[np.ndarray]:
     decoded = 0
     try:
@@ -183,8 +189,8 @@ def _iter_av_frames(path: str, declared_frames: int) -> Iterator[np.ndarray]:
     except av.FFmpegError as e:
         raise _ffmpeg_error(path, e) from e
     # A cut-off file decodes its first frames and then just ends: say so rather than return a shorter video
-    # in silence. One frame of slack, since the count may be estimated from the duration.
-    if decoded < declared_frames - 1:
+    # in silence.
+    if is_cut_short(decoded, declared_frames):
         warnings.warn(
             f"'{path}' declares {declared_frames} frames but only {decoded} could be decoded: the file is "
             f"probably truncated, and the output has {decoded} frames.",
