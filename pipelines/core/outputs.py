@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import PIL.Image
@@ -10,6 +12,14 @@ import torch
 from diffusers.utils import BaseOutput
 
 OUTPUT_TYPES = ("pil", "np", "pt")
+
+# The one callback signature of every streaming video pipeline (colorization, appearance transfer,
+# correspondence): `callback_on_frame_end(pipe, frame_index, callback_kwargs)`, called after each frame.
+# It is Diffusers' `callback_on_step_end(pipe, step, timestep, callback_kwargs)` without the timestep, which
+# a video pipeline does not have; `callback_kwargs` holds the frame's named results, listed per pipeline in
+# its `callback_frame_outputs` (e.g. {"frame": (H, W, 3) uint8} and, for colorization, {"memory": ...}).
+# The return value is ignored: a video pipeline's per-frame state is not the caller's to replace.
+FrameCallback = Callable[[Any, int, dict[str, Any]], None]
 
 
 @dataclass
