@@ -74,7 +74,7 @@ def timed_run(pipe, source: Path, target: Path, edited: np.ndarray, use_restorer
         use_restorer=use_restorer,
         finetune_steps=0,
         output_path=target,
-        callback_on_frame_end=lambda pipeline, index: frame_ends.append(time.perf_counter()),
+        callback_on_frame_end=lambda pipeline, index, outputs: frame_ends.append(time.perf_counter()),
     )
     finished = time.perf_counter()
     return (finished - frame_ends[WARMUP_FRAMES - 1]) / (len(frame_ends) - WARMUP_FRAMES)

@@ -129,7 +129,7 @@ def run_worker(args: argparse.Namespace) -> dict:
     frame_ends: list[float] = []
     rss_at: dict[str, float | None] = {}
 
-    def on_frame_end(pipeline, index: int, memory) -> None:
+    def on_frame_end(pipeline, index: int, callback_kwargs: dict) -> None:
         frame_ends.append(time.perf_counter())
         if index == WARMUP_FRAMES - 1:
             rss_at["warm"] = _current_rss_mb()

@@ -80,7 +80,7 @@ def run(num_frames: int, model: str) -> dict:
             points=points,
             masks=mask,
             output_path=target,
-            callback_on_frame_end=lambda pipeline, index: frame_ends.append(time.perf_counter()),
+            callback_on_frame_end=lambda pipeline, index, outputs: frame_ends.append(time.perf_counter()),
         )
         finished = time.perf_counter()
     return {

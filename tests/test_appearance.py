@@ -20,21 +20,17 @@ from pipelines.appearance import (
     HeroRestorer,
     ZeroStageConfig,
     ZeroToHeroPipeline,
+    finetune,
 )
-from pipelines.appearance.data import (
-    EDIT_KINDS,
-    panning_clip,
-    photometric_jitter,
-    proxy_clip,
-    random_edit,
-    random_edit_function,
-    zero_stage_batch,
-)
+from pipelines.appearance.data import EDIT_KINDS, photometric_jitter, random_edit, random_edit_function
+from pipelines.appearance.dense_matching import dense_displacement
+from pipelines.appearance.finetune import panning_clip, proxy_clip, zero_stage_batch
 from pipelines.appearance.modeling import apply_colour_map, fit_colour_map, zero_stage_readout
+from pipelines.appearance.pipeline import ASPECT_TOLERANCE
 from pipelines.core.colour import apply_colour_lookup, fit_colour_lookup
-from pipelines.core.edit_propagation import dense_displacement, pixel_grid, sample_at
 from pipelines.core.metrics import psnr
-from pipelines.core.video import read_frames, write_video
+from pipelines.core.video import VideoInfo, VideoReader, write_video
+from pipelines.core.warp import pixel_grid, sample_at
 from pipelines.correspondence.modeling import MotionCorrespondenceEncoder
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -307,6 +303,62 @@ def test_edited_frame_of_another_size_with_the_same_aspect_is_resized_with_a_war
     assert psnr(frames[0], clip[0]) > 25  # the resized edit of an unedited frame is close to it
 
 
+def test_check_inputs_refuses_each_bad_input_with_a_clear_error_before_any_frame_is_read():
+    pipe = make_tiny_pipe()
+    info = VideoInfo(width=64, height=48, fps=25.0, num_frames=10, has_audio=False, path=None)
+    frame = np.zeros((48, 64, 3), np.uint8)
+    assert pipe.check_inputs(info, frame, frame_index=9) == []  # all good: no warning
+    with pytest.raises(EditedFrameError, match=r"frame_index 10 is out of range: the video has 10 frames"):
+        pipe.check_inputs(info, frame, frame_index=10)
+    with pytest.raises(EditedFrameError, match=r"only the first 4 are processed \(max_frames=4\).*0\.\.3"):
+        pipe.check_inputs(info, frame, frame_index=5, max_frames=4)
+    with pytest.raises(EditedFrameError, match="out of range"):
+        pipe.check_inputs(info, frame, frame_index=-1)
+    for index in (1.0, "1", True, None):
+        with pytest.raises(EditedFrameError, match="frame_index must be an integer"):
+            pipe.check_inputs(info, frame, frame_index=index)
+    assert pipe.check_inputs(info, frame, frame_index=np.int64(3)) == []
+    with pytest.raises(EditedFrameError, match="No edited frame given.*frame 2"):
+        pipe.check_inputs(info, None, frame_index=2)
+    with pytest.raises(EditedFrameError, match=r"48x48 \(aspect 1.000\) but the video is 64x48"):
+        pipe.check_inputs(info, np.zeros((48, 48, 3), np.uint8))
+    with pytest.raises(ValueError, match="finetune_steps must be 0"):
+        pipe.check_inputs(info, frame, finetune_steps=-1)
+    with pytest.raises(ValueError, match="output_type"):
+        pipe.check_inputs(info, frame, output_type="jpg")
+    assert pipe.check_inputs(info, frame, output_type=None) == []  # frames streamed to a file only
+    # A class method: an app checks a request before it loads the model.
+    with pytest.raises(EditedFrameError, match="out of range"):
+        ZeroToHeroPipeline.check_inputs(info, frame, frame_index=10)
+    assert ZeroToHeroPipeline.check_inputs(info, frame, frame_index=9) == []
+
+
+def test_check_inputs_warns_of_an_edited_frame_that_will_be_resized(tmp_path):
+    pipe = make_tiny_pipe()
+    info = VideoInfo(width=640, height=480, fps=25.0, num_frames=3, has_audio=False, path=None)
+    # Another size of the same aspect, or an aspect off by less than the tolerance (an editor's rounding).
+    for width, height in ((320, 240), (643, 480)):
+        assert abs((width / height) / (640 / 480) - 1) <= ASPECT_TOLERANCE
+        (message,) = pipe.check_inputs(info, np.zeros((height, width, 3), np.uint8))
+        assert message == (
+            f"The edited frame is {width}x{height} and the video 640x480: resizing the edited frame to the "
+            "video's size."
+        )
+    # A path is loaded to read its size, as the pipeline loads it.
+    path = tmp_path / "edited.png"
+    Image.new("RGB", (320, 240)).save(path)
+    assert len(pipe.check_inputs(info, path)) == 1 and len(pipe.check_inputs(info, Image.open(path))) == 1
+    with pytest.raises(EditedFrameError, match="aspect"):
+        pipe.check_inputs(info, np.zeros((480, 660, 3), np.uint8))  # 3 % wider
+    # The pipeline gives the same message as a warning, and the same error.
+    clip = make_colour_clip(num_frames=2, height=48, width=64)
+    with pytest.warns(UserWarning) as caught:
+        pipe(video=clip, edited_frame=np.zeros((96, 128, 3), np.uint8), output_type="np")
+    info = VideoReader(clip).info
+    assert [str(w.message) for w in caught] == pipe.check_inputs(info, np.zeros((96, 128, 3), np.uint8))
+    assert caught[0].filename == __file__  # points at the caller's line
+
+
 def test_save_load_round_trip_gives_identical_output(tmp_path):
     pipe = make_tiny_pipe(top_k=8, finetune_steps=0)
     pipe.save_pretrained(tmp_path)
@@ -336,7 +388,7 @@ def test_output_types_tuple_and_mp4(tmp_path):
     assert path is None
     result = pipe(video=clip, edited_frame=edited, output_path=tmp_path / "out.mp4")
     assert result.frames is None and Path(result.video_path).is_file()
-    assert len(read_frames(result.video_path)) == 3
+    assert len(list(VideoReader(result.video_path))) == 3
 
 
 def test_finetuning_is_deterministic_and_leaves_the_pipeline_restorer_unchanged():
@@ -351,6 +403,61 @@ def test_finetuning_is_deterministic_and_leaves_the_pipeline_restorer_unchanged(
         assert torch.equal(tensor, before[name]), name
     assert not torch.equal(tuned.head.weight, pipe.restorer.head.weight)
     assert torch.equal(tuned.head.weight, again.head.weight)
+
+
+def test_finetuning_runs_from_finetune_py_and_the_pipeline_call_uses_it(monkeypatch):
+    pipe = make_tiny_pipe(random_head=False, fallback_threshold=1e-9)
+    clip = translating_clip(num_frames=3, height=48, width=64)
+    truth = blobs_to_blue(clip)
+    tuned = finetune.finetune_restorer(
+        pipe.feature_encoder,
+        pipe.restorer,
+        clip[0],
+        truth[0],
+        pipe.zero_stage_config(),
+        steps=3,
+        size=48,
+        lr=pipe.config.finetune_lr,
+        seed=1,
+    )
+    assert tuned is not pipe.restorer and tuned.training is False
+    assert not torch.equal(tuned.head.weight, pipe.restorer.head.weight)
+    method = pipe.finetune_restorer(clip[0], truth[0], steps=3, size=48, seed=1)
+    for name, tensor in tuned.state_dict().items():
+        assert torch.equal(tensor, method.state_dict()[name]), name
+    # `__call__` fine-tunes through finetune.py, seeded by the generator.
+    calls = []
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return finetune_restorer(*args, **kwargs)
+
+    finetune_restorer = finetune.finetune_restorer
+    monkeypatch.setattr(finetune, "finetune_restorer", recording)
+    generator = torch.Generator().manual_seed(7)
+    pipe(video=clip, edited_frame=truth[0], finetune_steps=2, generator=generator, output_type="np")
+    assert len(calls) == 1 and calls[0]["seed"] == 7 and calls[0]["size"] == pipe.config.finetune_size
+    pipe(video=clip, edited_frame=truth[0], finetune_steps=0, output_type="np")
+    pipe(video=clip, edited_frame=truth[0], finetune_steps=2, use_restorer=False, output_type="np")
+    assert len(calls) == 1
+
+
+def test_callback_on_frame_end_gets_each_output_frame():
+    pipe = make_tiny_pipe()
+    clip = make_colour_clip(num_frames=4, height=48, width=64)
+    seen = []
+
+    def callback(pipeline, frame_index, callback_kwargs):
+        assert pipeline is pipe and set(callback_kwargs) == set(pipe.callback_frame_outputs) == {"frame"}
+        seen.append((frame_index, callback_kwargs["frame"].copy()))
+
+    edited = 255 - clip[1]
+    frames = pipe(clip, edited, frame_index=1, output_type="np", callback_on_frame_end=callback).frames
+    assert [index for index, _ in seen] == [0, 1, 2, 3]
+    for (_, frame), output in zip(seen, frames, strict=True):
+        assert frame.dtype == np.uint8 and frame.shape == (48, 64, 3)
+        np.testing.assert_array_equal(frame, (output * 255).round().astype(np.uint8))
+    np.testing.assert_array_equal(seen[1][1], edited)  # the anchor: the user's edit exactly
 
 
 def test_cli_transfers_an_edit_and_reports_bad_input_without_a_traceback(tmp_path):

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.core.video import read_frames, write_video
+from pipelines.core.video import VideoReader, write_video
 
 pytestmark = [
     pytest.mark.browser,
@@ -63,7 +63,7 @@ def make_clip(folder: Path) -> tuple[Path, Path]:
     examples = colorize_examples()  # already built by the app, in its HUEFLOW_CACHE_DIR
     if examples:
         video, exemplar = folder / Path(examples[0].video).name, Path(examples[0].exemplar)
-        frames = read_frames(examples[0].video, max_frames=NUM_FRAMES)
+        frames = list(VideoReader(examples[0].video, max_frames=NUM_FRAMES))
         write_video(frames, video, fps=25, audio_from=examples[0].video)
         return video, exemplar
     video, exemplar = folder / "blobs_gray.mp4", folder / "blobs_exemplar.png"

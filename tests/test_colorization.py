@@ -1,26 +1,30 @@
-"""ColorMNetPipeline: save/load, luminance kept, streaming, exemplars, memory bounds, bad input."""
+"""ColorMNetPipeline: save/load, luminance kept, streaming, exemplars, memory bounds, the stepper shared
+with training, check_inputs and bad input."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from conftest import make_colour_clip
+from conftest import make_colour_clip, make_tiny_colormnet
 from PIL import Image
 
 from pipelines.colorization import (
     ColorMNetDecoder,
     ColorMNetFeatureEncoder,
     ColorMNetPipeline,
+    ColorMNetStepper,
     ColorMNetValueEncoder,
     ExemplarError,
+    MemoryConfig,
 )
 from pipelines.colorization.modeling import copy_confident_matches, hold_previous_colour
-from pipelines.colorization.pipeline import processing_shape
+from pipelines.colorization.train import clip_loss
 from pipelines.core.colour import frame_to_tensor, luminance_and_ab
-from pipelines.core.edit_propagation import pixel_grid, sample_at
 from pipelines.core.flow import luminance_flow
-from pipelines.core.video import VideoInputError, write_video
+from pipelines.core.resize import processing_shape
+from pipelines.core.video import VideoInputError, VideoReader, write_video
+from pipelines.core.warp import pixel_grid, sample_at
 
 
 def lab_of(frames: np.ndarray) -> torch.Tensor:
@@ -124,7 +128,9 @@ def test_memory_stays_within_caps_over_a_long_clip(tiny_pipe):
     height, width = processing_shape(32, 48, tiny_pipe.config.processing_size)
     seen = []
 
-    def check(pipe, index, memory):
+    def check(pipe, index, callback_kwargs):
+        assert set(callback_kwargs) == set(ColorMNetPipeline.callback_frame_outputs)
+        memory = callback_kwargs["memory"]
         assert memory.num_working_frames <= caps["max_working_frames"]
         assert memory.num_long_term_elements <= caps["max_long_term_elements"]
         assert memory.num_permanent_elements == (height // 8) * (width // 8)  # one exemplar at stride 8
@@ -133,6 +139,79 @@ def test_memory_stays_within_caps_over_a_long_clip(tiny_pipe):
     tiny_pipe(clip, exemplars=clip[0], output_type="np", callback_on_frame_end=check, **caps)
     assert len(seen) == 40
     assert max(long for _, long in seen) == caps["max_long_term_elements"]  # it filled up and was capped
+
+
+def test_callback_gets_each_coloured_frame(tiny_pipe, colour_clip):
+    seen = {}
+
+    def keep(pipe, index, callback_kwargs):
+        assert pipe is tiny_pipe
+        seen[index] = callback_kwargs["frame"]
+
+    frames = tiny_pipe(
+        colour_clip, exemplars=colour_clip[0], output_type="np", callback_on_frame_end=keep
+    ).frames
+    assert sorted(seen) == list(range(len(colour_clip)))
+    coloured = np.stack([seen[index] for index in range(len(colour_clip))])
+    assert coloured.dtype == np.uint8
+    np.testing.assert_array_equal(coloured, (frames * 255).round().astype(np.uint8))
+
+
+def test_open_video_reader_is_used_without_reopening_the_file(tiny_pipe, colour_clip, tmp_path, monkeypatch):
+    source = tmp_path / "clip.mp4"
+    write_video(colour_clip, source, fps=10)
+    from_path = tiny_pipe(str(source), exemplars=colour_clip[0], max_frames=4, output_type="np").frames
+    reader = VideoReader(source)  # what an app has opened to check the upload
+    monkeypatch.setattr(VideoReader, "_init_file", lambda *args: pytest.fail("the file was opened again"))
+    from_reader = tiny_pipe(reader, exemplars=colour_clip[0], max_frames=4, output_type="np").frames
+    np.testing.assert_array_equal(from_reader, from_path)
+    assert len(from_reader) == 4 and reader.max_frames is None  # the caller's reader is left as it was
+    with pytest.raises(VideoInputError, match="max_frames"):
+        tiny_pipe(reader, exemplars=colour_clip[0], max_frames=0)
+
+
+def test_stepper_writes_every_nth_frame_to_working_memory(tiny_pipe):
+    stepper = tiny_pipe.prepare_stepper(memory_every=3, max_working_frames=50, min_working_frames=1)
+    luminance = torch.rand(1, 1, 32, 48, generator=torch.Generator().manual_seed(0)) * 100
+    ab = torch.randn(1, 2, 32, 48, generator=torch.Generator().manual_seed(1)) * 10
+    working = []
+    with torch.no_grad():
+        stepper.add_exemplar(luminance, ab)
+        assert stepper.previous is None and stepper.memory.num_permanent_elements == 4 * 6
+        for index in range(7):
+            predicted = stepper.step(luminance, known_ab=ab if index == 2 else None)
+            if index == 2:  # a keyframe: encoded for the frames after it, nothing predicted
+                assert predicted is None
+            else:
+                assert predicted.shape == (1, 2, 16, 24)
+            working.append(stepper.memory.num_working_frames)
+    assert working == [1, 1, 1, 2, 2, 2, 3]  # frames 0, 3 and 6
+    assert stepper.frame_index == 7
+
+
+def test_exemplar_as_previous_frame_feeds_the_local_attention(tiny_pipe):
+    luminance = torch.rand(1, 1, 32, 48, generator=torch.Generator().manual_seed(0)) * 100
+    ab = torch.randn(1, 2, 32, 48, generator=torch.Generator().manual_seed(1)) * 10
+    outputs = []
+    with torch.no_grad():
+        for as_previous in (False, True):
+            stepper = tiny_pipe.prepare_stepper()
+            stepper.add_exemplar(luminance, ab, as_previous=as_previous)
+            assert (stepper.previous is not None) == as_previous
+            outputs.append(stepper.step(luminance))
+    assert not torch.equal(*outputs)
+
+
+def test_clip_loss_trains_through_the_stepper():
+    pipe = make_tiny_colormnet()
+    clip = torch.rand(2, 3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    config = MemoryConfig(memory_every=1, max_working_frames=3, min_working_frames=1, num_prototypes=8)
+    loss = clip_loss(pipe.feature_encoder, pipe.value_encoder, pipe.decoder, clip, config)
+    loss.backward()
+    assert loss.item() > 0
+    assert pipe.decoder.head.weight.grad.abs().sum() > 0
+    assert pipe.value_encoder.encode[1].weight.grad.abs().sum() > 0
+    assert isinstance(pipe.prepare_stepper(), ColorMNetStepper)
 
 
 def test_confident_block_matches_are_copied_exactly():
@@ -320,6 +399,48 @@ def test_exemplar_frame_out_of_range(tiny_pipe, colour_clip, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_check_inputs_needs_no_model_and_says_what_to_change(colour_clip):
+    check = ColorMNetPipeline.check_inputs  # a classmethod: an app calls it before loading the model
+    colour = colour_clip[0]
+    grey = np.repeat(colour.mean(-1, keepdims=True), 3, -1).astype(np.uint8)
+    check(6, colour)
+    check(6, [colour, Image.fromarray(colour)], [0, None], processing_size=64, output_type="np")
+    check(6, colour, np.int64(5))
+    cases = [
+        (dict(exemplars=None), ExemplarError, "No exemplar"),
+        (dict(exemplars=[]), ExemplarError, "No exemplar"),
+        (dict(exemplars=grey), ExemplarError, "Exemplar 1 .*grayscale"),
+        (dict(exemplars=[colour, grey]), ExemplarError, "Exemplar 2 .*grayscale"),
+        (dict(exemplars=colour, exemplar_frames=[0, 1]), ExemplarError, "2 exemplar_frames.*one frame index"),
+        (dict(exemplars=colour, exemplar_frames=6), ExemplarError, r"frame 6.*valid indices 0\.\.5"),
+        (dict(exemplars=colour, exemplar_frames=[-1]), ExemplarError, r"valid indices 0\.\.5"),
+        (dict(exemplars=colour, exemplar_frames=["3"]), ExemplarError, "not a frame number"),
+        (dict(exemplars=colour, exemplar_frames=[1.0]), ExemplarError, "not a frame number"),
+        (dict(exemplars=colour, processing_size=32), ValueError, "processing_size.*at least 64"),
+        (dict(exemplars=colour, processing_size=128.5), ValueError, "processing_size"),
+        (dict(exemplars=colour, output_type="latent"), ValueError, "output_type"),
+        (dict(exemplars="no/such/exemplar.png"), VideoInputError, "does not exist"),
+    ]
+    for kwargs, error, message in cases:
+        with pytest.raises(error, match=message):
+            check(6, **kwargs)
+
+
+def test_call_checks_inputs_before_colouring(tiny_pipe, colour_clip, tmp_path):
+    def never(pipe, index, callback_kwargs):
+        pytest.fail("a frame was coloured")
+
+    out = tmp_path / "out.mp4"
+    for kwargs in (dict(processing_size=32), dict(exemplar_frames=["0"])):
+        with pytest.raises(ValueError):
+            tiny_pipe(
+                colour_clip, exemplars=colour_clip[0], output_path=out, callback_on_frame_end=never, **kwargs
+            )
+    with pytest.raises(ExemplarError, match=r"valid indices 0\.\.2"):  # max_frames counts
+        tiny_pipe(colour_clip, exemplars=colour_clip[0], exemplar_frames=[4], max_frames=3)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
@@ -356,7 +477,7 @@ def test_zero_frames_and_empty_folder(tiny_pipe, colour_clip, tmp_path):
 
 
 def test_failure_mid_video_leaves_no_file(tiny_pipe, colour_clip, tmp_path):
-    def explode(pipe, index, memory):
+    def explode(pipe, index, callback_kwargs):
         if index == 3:
             raise RuntimeError("interrupted")
 

@@ -3,6 +3,8 @@ propagation and `CorrespondencePipeline` (tiny configs; the embedded model for r
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -12,14 +14,16 @@ import torch
 import torch.nn.functional as F
 
 from pipelines import CorrespondencePipeline
+from pipelines.core.backbones import available_backbones, build_backbone, register_backbone
 from pipelines.core.flow import luminance_to_u8
-from pipelines.correspondence import MotionCorrespondenceEncoder
+from pipelines.correspondence import PALETTE, CorrespondenceBackbone, MotionCorrespondenceEncoder, draw_tracks
 from pipelines.correspondence.modeling import camera_motion, frame_flows
 from pipelines.correspondence.objective import adaptive_weights, kmeans, multi_cluster_sample, uniform_sample
 from pipelines.correspondence.propagation import track
 from pipelines.correspondence.train import clip_flows, clip_loss, drop_colour
 
-EMBEDDED = Path(__file__).resolve().parents[1] / "checkpoints" / "mer-correspondence"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EMBEDDED = REPO_ROOT / "checkpoints" / "mer-correspondence"
 
 
 def tiny_encoder(seed: int = 0, **switches) -> MotionCorrespondenceEncoder:
@@ -280,20 +284,119 @@ def test_pipeline_writes_an_overlay_video(tmp_path):
     ("kwargs", "message"),
     [
         ({}, "Nothing to track"),
-        ({"points": np.array([[10.0, 10.0], [80.0, 10.0]])}, "outside frame 0"),
+        ({"points": np.array([[10.0, 10.0], [80.0, 10.0]])}, "Point 2 (80, 10) lies outside frame 0"),
+        ({"points": np.array([[-1.0, 3.0], [80.0, 10.0]])}, "Points 1 (-1, 3) and 2 (80, 10) lie outside"),
+        ({"points": np.array([[10.0, np.nan]])}, "Point 1 (10, nan): x and y must be finite"),
         ({"points": np.array([1.0, 2.0, 3.0])}, "(N, 2)"),
+        ({"points": np.zeros((0, 2))}, "(N, 2)"),
         ({"masks": np.zeros((20, 20), np.uint8)}, "masks has shape"),
         ({"masks": np.zeros((48, 64, 3), np.uint8)}, "not an RGB image"),
         ({"masks": np.zeros((48, 64), np.uint8)}, "masks is empty"),
         ({"masks": np.full((48, 64), 0.5)}, "integer label ids"),
+        ({"points": np.array([[1.0, 2.0]]), "output_type": "pil"}, "output_type"),
+        ({"points": np.array([[1.0, 2.0]]), "processing_size": 0}, "processing_size"),
+        ({"points": np.array([[1.0, 2.0]]), "callback_on_frame_end": 3}, "callback_on_frame_end"),
     ],
 )
 def test_bad_inputs(kwargs, message, tmp_path):
     video = translation_video(3, (1, 0), size=(48, 64))
     out = tmp_path / "out.mp4"
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        tiny_pipeline()(video, output_path=out, **kwargs)
+    pipe = tiny_pipeline()
+    escaped = message.replace("(", r"\(").replace(")", r"\)")
+    with pytest.raises(ValueError, match=escaped):
+        pipe(video, output_path=out, **kwargs)
     assert list(tmp_path.iterdir()) == []
+    # the same rule without a video or a model: an app checks its form before loading either
+    with pytest.raises(ValueError, match=escaped):
+        CorrespondencePipeline.check_inputs(48, 64, **kwargs)
+
+
+def test_check_inputs_accepts_what_the_pipeline_tracks():
+    check = CorrespondencePipeline.check_inputs  # a classmethod: no model needed
+    mask = np.zeros((48, 64), bool)
+    mask[5:9, 5:9] = True
+    check(48, 64, points=[[0.0, 0.0], [63.5, 47.5]])
+    check(48, 64, masks=mask, processing_size=32, output_type="pt", callback_on_frame_end=print)
+    check(48, 64, points=np.array([[1, 2]]), masks=mask.astype(np.int64) * 7)
+
+
+def test_callback_sees_each_frames_tracks():
+    video = translation_video(4, (2, 1), size=(48, 64))
+    mask = np.zeros((48, 64), np.int32)
+    mask[10:30, 20:40] = 3
+    points = np.array([[30.0, 20.0], [10.0, 40.0]])
+    seen = []
+
+    def on_frame_end(pipe, index, callback_kwargs):
+        assert isinstance(pipe, CorrespondencePipeline)
+        assert set(callback_kwargs) == set(pipe.callback_frame_outputs)
+        seen.append((index, callback_kwargs["points"].copy(), callback_kwargs["masks"].copy()))
+
+    pipe = tiny_pipeline()
+    result = pipe(video, points=points, masks=mask, callback_on_frame_end=on_frame_end)
+    assert [index for index, _, _ in seen] == [0, 1, 2, 3]
+    for index, frame_points, frame_mask in seen:
+        assert np.array_equal(frame_points, result.points[index])
+        assert np.array_equal(frame_mask, result.masks[index]) and frame_mask.dtype == np.int32
+    # without points, "points" is None
+    pipe(video, masks=mask, callback_on_frame_end=lambda pipe, index, outputs: seen.append(outputs))
+    assert seen[-1]["points"] is None and seen[-1]["masks"].shape == (48, 64)
+
+
+def test_overlay_tints_objects_in_palette_order():
+    frame = np.zeros((32, 32, 3), np.uint8)
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:24, 8:24] = 2
+    drawn = draw_tracks(frame, None, mask)
+    assert np.array_equal(drawn[16, 16], (0.5 * PALETTE[1]).round().astype(np.uint8))
+    assert drawn[8, 8].tolist() == [255, 255, 255]  # the outline
+    assert np.array_equal(drawn[0, 0], frame[0, 0])
+
+
+# --- the encoder as a backbone of the other systems -------------------------------------------
+
+
+def test_backbone_registry():
+    assert available_backbones()[:3] == ("efficientnet-lite0", "dinov2", "mer-correspondence")
+    config = dict(tiny_encoder().config)
+    backbone = build_backbone("mer-correspondence", config)
+    assert isinstance(backbone, CorrespondenceBackbone) and backbone.out_channels == {
+        "stride8": 8,
+        "stride16": 8,
+    }
+    # the state dict keys that saved feature encoders hold it under
+    assert all(key.startswith("encoder.") for key in backbone.state_dict())
+    features = backbone(torch.rand(1, 1, 32, 48) * 100)
+    assert features["stride8"].shape == (1, 8, 4, 6) and features["stride16"].shape == (1, 8, 2, 3)
+    with pytest.raises(ValueError, match="Unknown backbone 'resnet'"):
+        build_backbone("resnet")
+    with pytest.raises(ValueError, match="already registered"):
+        register_backbone("mer-correspondence")(lambda config: torch.nn.Identity())
+    # the same class again (a module reload) is not a conflict
+    assert register_backbone("mer-correspondence")(CorrespondenceBackbone) is CorrespondenceBackbone
+
+
+def test_core_imports_no_system():
+    # `pipelines/__init__.py` imports every system; load core as if it did not, to see what core itself
+    # imports, and what a lookup of a system's backbone says then.
+    script = (
+        "import sys, types\n"
+        "package = types.ModuleType('pipelines')\n"
+        f"package.__path__ = [{str(REPO_ROOT / 'pipelines')!r}]\n"
+        "sys.modules['pipelines'] = package\n"
+        "import pipelines.core.backbones as backbones\n"
+        "systems = ('appearance', 'colorization', 'correspondence', 'pseudo_video', 'tgan')\n"
+        "loaded = [m for m in sys.modules if m.startswith('pipelines.') and m.split('.')[1] in systems]\n"
+        "assert not loaded, loaded\n"
+        "assert backbones.available_backbones() == ('efficientnet-lite0', 'dinov2')\n"
+        "try:\n"
+        "    backbones.build_backbone('mer-correspondence')\n"
+        "except ValueError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "import pipelines.correspondence" in result.stdout
 
 
 # --- the embedded model ----------------------------------------------------------------------

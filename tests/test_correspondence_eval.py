@@ -18,13 +18,13 @@ from pipelines.correspondence.baselines import (
     XFeatFeatures,
 )
 from pipelines.correspondence.evaluate import greyed, markdown_report, mask_j, point_accuracy, summarize
-from pipelines.correspondence.evaluation_data import (
+from pipelines.correspondence.propagation import track
+from pipelines.data.known_motion import (
     grid_sample_points,
     pseudo_video,
     stereo_video,
     textured,
 )
-from pipelines.correspondence.propagation import track
 
 
 def sample_colour(frame: np.ndarray, points: np.ndarray) -> np.ndarray:

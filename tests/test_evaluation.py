@@ -113,26 +113,3 @@ def test_global_lab_transfer_uses_exemplar_colours():
     output = global_lab_transfer([frame], exemplar)[0]
     expected = exemplar[:, ::-1]
     assert np.abs(output.astype(int) - expected).mean() < 3
-
-
-# ------------------------------------------------------------------------------------------- segments
-
-
-def test_validation_segment_is_the_frames_just_before_the_held_out_tail(tmp_path):
-    """Each frame is a flat grey whose level is its index, so the decoded frames say where they came from."""
-    from pipelines.colorization.evaluate import load_holdout_tail
-    from pipelines.core.video import write_video
-
-    levels = [8 * index for index in range(20)]
-    path = tmp_path / "levels.mp4"
-    write_video([np.full((32, 48, 3), level, np.uint8) for level in levels], path, fps=10)
-
-    def decoded_levels(frames):
-        return [int(np.round(frame.mean() / 8)) for frame in frames]
-
-    tail, info = load_holdout_tail(path, max_frames=4)
-    assert info["start"] == 14 and decoded_levels(tail) == [14, 15, 16, 17]  # 20 - round(0.3 * 20)
-    validation, info = load_holdout_tail(path, max_frames=4, validation=True)
-    assert info["start"] == 10 and decoded_levels(validation) == [10, 11, 12, 13]
-    everything_before, _ = load_holdout_tail(path, max_frames=None, validation=True)
-    assert decoded_levels(everything_before) == list(range(14))

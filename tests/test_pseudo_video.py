@@ -337,8 +337,18 @@ def test_output_shapes_and_types():
     ],
 )
 def test_bad_arguments_raise(mode, kwargs, message):
+    pipe = tiny_pipeline(mode)
     with pytest.raises(ValueError, match=message):
-        tiny_pipeline(mode)(**kwargs)
+        pipe(**kwargs)
+    with pytest.raises(ValueError, match=message):  # an app checks its form before generating
+        pipe.check_inputs(**kwargs)
+
+
+def test_check_inputs_accepts_what_the_pipeline_generates():
+    tiny_pipeline("markov").check_inputs(num_images=3, num_frames=9, output_type="pil", batch_size=2)
+    tiny_pipeline("image").check_inputs(num_frames=2, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="channels"):
+        tiny_pipeline("markov", channels=2).check_inputs(output_type="pil")
 
 
 def test_save_and_load_round_trip(tmp_path):

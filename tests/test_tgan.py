@@ -327,8 +327,11 @@ def test_frame_interpolation_keeps_the_trained_frames():
     ],
 )
 def test_bad_arguments_raise(kwargs, message):
+    pipe = tiny_pipeline()
     with pytest.raises(ValueError, match=message):
-        tiny_pipeline()(**kwargs)
+        pipe(**kwargs)
+    with pytest.raises(ValueError, match=message):  # an app checks its form before generating
+        pipe.check_inputs(**kwargs)
 
 
 def test_pil_output_needs_one_or_three_channels():

@@ -17,8 +17,6 @@ from pipelines.core.video import (
     VideoWriter,
     is_grayscale_image,
     load_image,
-    read_frames,
-    read_video,
     write_video,
 )
 
@@ -184,7 +182,7 @@ def test_folder_default_fps(tmp_path):
 def test_list_of_pil_and_arrays(tmp_path):
     frames = make_frames(3)
     mixed = [Image.fromarray(frames[0]), frames[1], Image.fromarray(frames[2]).convert("L")]
-    decoded = read_frames(mixed)
+    decoded = list(VideoReader(mixed))
     assert len(decoded) == 3
     np.testing.assert_array_equal(decoded[0], frames[0])
     np.testing.assert_array_equal(decoded[1], frames[1])
@@ -193,7 +191,7 @@ def test_list_of_pil_and_arrays(tmp_path):
 
 def test_rgb_array_input():
     frames = np.stack(make_frames(4))
-    reader = read_video(frames)
+    reader = VideoReader(frames)
     assert isinstance(reader, VideoReader)
     assert (reader.info.num_frames, reader.info.fps, reader.info.has_audio) == (4, 25, False)
     np.testing.assert_array_equal(np.stack(list(reader)), frames)
@@ -201,17 +199,17 @@ def test_rgb_array_input():
 
 def test_grayscale_array_is_replicated():
     gray = np.random.default_rng(0).integers(0, 256, (3, 10, 12), dtype=np.uint8)
-    frames = read_frames(gray)
+    frames = list(VideoReader(gray))
     assert len(frames) == 3 and frames[0].shape == (10, 12, 3)
     for channel in range(3):
         np.testing.assert_array_equal(frames[1][..., channel], gray[1])
 
 
 def test_float_array_in_unit_range():
-    frames = read_frames(np.ones((2, 4, 4, 3), np.float32))
+    frames = list(VideoReader(np.ones((2, 4, 4, 3), np.float32)))
     assert frames[0].dtype == np.uint8 and frames[0].max() == 255
     with pytest.raises(VideoInputError, match=r"\[0, 1\]"):
-        read_frames(np.full((2, 4, 4, 3), 200.0))
+        list(VideoReader(np.full((2, 4, 4, 3), 200.0)))
 
 
 def test_iterating_twice_restarts(tmp_path):
@@ -236,7 +234,7 @@ def test_max_frames(tmp_path):
     out = write_video(make_frames(6), tmp_path / "v.mp4", fps=10)
     reader = VideoReader(out, max_frames=4)
     assert len(reader) == 4 and len(list(reader)) == 4
-    assert len(read_frames(np.stack(make_frames(3)), max_frames=10)) == 3
+    assert len(list(VideoReader(np.stack(make_frames(3)), max_frames=10))) == 3
     with pytest.raises(VideoInputError, match="max_frames"):
         VideoReader(out, max_frames=0)
 

@@ -1,19 +1,15 @@
-"""Proxy pairs for the Hero stage, built from single colour images (Zero-to-Hero's training signal).
+"""Pre-training data for the Hero stage: random edits of offline photos, made into proxy pairs.
 
-A proxy is made from one image and an edit of it: the image and its edited version are moved along
-the same random camera path (`colorization.data.random_camera_path` on the two stacked), so frame 0
-is the anchor (original and edited) and the later frames are targets whose true edited version is
-known. The Zero stage runs from the anchor onto the targets (`zero_stage_batch`), and the restorer
-learns to map that result to the truth.
-
-Pre-training draws random edits (`random_edit_function`) on many offline photos; per-video
-fine-tuning uses the user's own anchor and edit. The edits cover what users do in an image editor:
-recolour one colour range ("reds to blue"), recolour a region, grade the whole image, paint a pattern
-on a region. In pre-training, half the clips also change their light from frame to frame
-(`photometric_jitter`: exposure, white balance, sensor noise), as real footage does, and the same
-edit is applied to each frame as it is: so the later frames hold colours the anchor's local colour
-maps were not fitted on, which is where the Zero stage errs on real video and the Hero stage has to
-learn to correct it.
+A proxy pair is an image and an edit of it moved along one random camera path or pan
+(`finetune.random_proxy_clip`): frame 0 is the anchor (original and edited), the later frames are
+targets whose true edited version is known. Per-video fine-tuning (`finetune.py`) makes them from the
+user's own anchor and edit; pre-training (`train.py`) from random edits (`random_edit_function`) of
+many offline photos (`ProxyPairs`). The edits cover what users do in an image editor: recolour one
+colour range ("reds to blue"), recolour a region, grade the whole image, paint a pattern on a region.
+In pre-training, half the clips also change their light from frame to frame (`photometric_jitter`:
+exposure, white balance, sensor noise), as real footage does, and the same edit is applied to each
+frame as it is: so the later frames hold colours the anchor's local colour maps were not fitted on,
+which is where the Zero stage errs on real video and the Hero stage has to learn to correct it.
 """
 
 from __future__ import annotations
@@ -23,26 +19,16 @@ import os
 import random
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import PIL.Image
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..colorization.data import random_camera_path
-from ..core.colour import apply_colour_lookup, lab_to_rgb, rgb_to_lab
+from ..core.colour import lab_to_rgb, rgb_to_lab
 from ..core.resize import resize
 from ..core.video import IMAGE_EXTENSIONS
-from .modeling import (
-    AppearanceFeatureEncoder,
-    FrameState,
-    ZeroStageConfig,
-    anchor_state,
-    encode_anchor,
-    zero_stage_step,
-)
+from .finetune import random_proxy_clip
 
 EDIT_KINDS = ("colour_range", "region", "grade", "texture")
 
@@ -157,63 +143,7 @@ def photometric_jitter(image: torch.Tensor, rng: random.Random) -> torch.Tensor:
     return (jittered + rng.uniform(0, 0.015) * torch.randn_like(image)).clamp(0, 1)
 
 
-# -- proxy clips ------------------------------------------------------------------------------------
-
-
-def _per_frame(image: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """(3, H, W), the same still for every frame, or (T, 3, H, W), one per frame -> (T, 3, H, W)."""
-    return image.expand(num_frames, -1, -1, -1) if image.dim() == 3 else image
-
-
-def proxy_clip(
-    original: torch.Tensor, edited: torch.Tensor, num_frames: int, size: int, strength: float = 1.0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """original, edited (3, H, W), or (T, 3, H, W) for what each frame shows before the camera moves
-    (`photometric_jitter`) -> the two moved along one random camera path, each (T, 3, size, size);
-    frame 0 is the anchor."""
-    stills = torch.cat([_per_frame(original, num_frames), _per_frame(edited, num_frames)], dim=1)
-    clip = random_camera_path(stills.flatten(0, 1), num_frames, size, strength)  # (T, T * 6, S, S)
-    # Frame t of the path, cut from frame t's pair of stills.
-    clip = torch.stack([clip[t].unflatten(0, (num_frames, 6))[t] for t in range(num_frames)])
-    return clip[:, :3].clamp(0, 1), clip[:, 3:].clamp(0, 1)
-
-
-def panning_clip(
-    original: torch.Tensor, edited: torch.Tensor, num_frames: int, size: int, rng: random.Random
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """original, edited (3, H, W), or (T, 3, H, W) one per frame (as in `proxy_clip`) -> a straight pan
-    over the two, each (T, 3, size, size); frame 0 is the anchor. The window (45-80 % of the short
-    side) travels 15-40 % of its side by the last frame, so the later frames show a band of content
-    the anchor does not: what the Hero stage learns to fill."""
-    height, width = original.shape[-2:]
-    side = rng.uniform(0.45, 0.8) * min(height, width)
-    low = torch.tensor([side / 2, side / 2])
-    high = torch.tensor([width - side / 2, height - side / 2])
-    start = low + torch.rand(2) * (high - low)
-    direction = rng.uniform(0, 2 * math.pi)
-    shift = rng.uniform(0.15, 0.4) * side * torch.tensor([math.cos(direction), math.sin(direction)])
-    end = torch.minimum(torch.maximum(start + shift, low), high)
-    progress = torch.linspace(0, 1, num_frames)[:, None]
-    centres = start + (end - start) * progress  # (T, 2) pixel (x, y)
-    # affine_grid maps output coordinates in [-1, 1] to input ones: scale to the window, move to its centre.
-    theta = torch.zeros(num_frames, 2, 3)
-    theta[:, 0, 0], theta[:, 1, 1] = side / width, side / height
-    theta[:, 0, 2] = centres[:, 0] / width * 2 - 1
-    theta[:, 1, 2] = centres[:, 1] / height * 2 - 1
-    grid = F.affine_grid(theta, [num_frames, 6, size, size], align_corners=False)
-    image = torch.cat([_per_frame(original, num_frames), _per_frame(edited, num_frames)], dim=1)
-    clip = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return clip[:, :3].clamp(0, 1), clip[:, 3:].clamp(0, 1)
-
-
-def random_proxy_clip(
-    original: torch.Tensor, edited: torch.Tensor, num_frames: int, size: int, rng: random.Random
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Half the time a free camera path (`proxy_clip`: zoom, turn, drift), half a pan that brings new
-    content into view (`panning_clip`)."""
-    if rng.random() < 0.5:
-        return proxy_clip(original, edited, num_frames, size)
-    return panning_clip(original, edited, num_frames, size, rng)
+# -- proxy pairs of offline photos ------------------------------------------------------------------
 
 
 def load_rgb(path: Path) -> torch.Tensor:
@@ -270,59 +200,3 @@ class ProxyPairs(Dataset):
         originals = torch.stack(stills)
         editeds = torch.stack([edit(still) for still in stills])
         return random_proxy_clip(originals, editeds, self.num_frames, self.size, random)
-
-
-class ZeroStageBatch(NamedTuple):
-    """The Zero stage's output on frames 1.. of proxy clips and what the restorer needs with it."""
-
-    zero: torch.Tensor  # (N, 3, S, S) Zero-stage frames
-    support: torch.Tensor  # (N, 1, S, S) `FrameState.support`: where the edit was read from the anchor
-    targets: torch.Tensor  # (N, 3, S, S) input frames
-    truths: torch.Tensor  # (N, 3, S, S) true edited frames
-    looked_up: torch.Tensor  # (N, 3, S, S) input frames through the anchor's colour lookup
-    lookup_error: torch.Tensor  # (N, 1, S, S) `FrameState.lookup_error`
-
-    @property
-    def restorer_inputs(self) -> tuple[torch.Tensor, ...]:
-        """The arguments of `HeroRestorer.forward`, in order."""
-        return self.zero, self.targets, self.support, self.looked_up, self.lookup_error
-
-
-@torch.no_grad()
-def zero_stage_batch(
-    encoder: AppearanceFeatureEncoder,
-    originals: torch.Tensor,
-    editeds: torch.Tensor,
-    config: ZeroStageConfig,
-) -> ZeroStageBatch:
-    """Run the Zero stage on proxy clips as the pipeline does: frame 0 is the anchor, frames 1.. are
-    processed in order, each also attending to the previous one.
-
-    originals, editeds (B, T, 3, S, S), S a multiple of 16 -> the batch of frames 1.., N = B * (T - 1)."""
-    zero, support, targets, truths, looked_up, lookup_error = [], [], [], [], [], []
-    for original, edited in zip(originals, editeds, strict=True):
-        anchor = encode_anchor(encoder, original[:1], edited[:1], config)
-        previous: FrameState = anchor_state(anchor)
-        for index in range(1, original.shape[0]):
-            target = original[index : index + 1]
-            output, previous = zero_stage_step(encoder, target, anchor, previous, config)
-            zero.append(output)
-            support.append(previous.support)
-            targets.append(target)
-            truths.append(edited[index : index + 1])
-            looked_up.append(apply_colour_lookup(anchor.lookup, target))
-            lookup_error.append(previous.lookup_error)
-    parts = (zero, support, targets, truths, looked_up, lookup_error)
-    return ZeroStageBatch(*(torch.cat(part) for part in parts))
-
-
-def restoration_loss(restored: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """L1 on RGB plus L1 on the image gradients (the Zero stage's blur is what the restorer removes)."""
-
-    def gradients(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return image[..., 1:, :] - image[..., :-1, :], image[..., :, 1:] - image[..., :, :-1]
-
-    loss = F.l1_loss(restored, truth)
-    for mine, theirs in zip(gradients(restored), gradients(truth), strict=True):
-        loss = loss + 0.5 * F.l1_loss(mine, theirs)
-    return loss

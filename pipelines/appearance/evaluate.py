@@ -3,10 +3,10 @@
     python -m pipelines.appearance.evaluate --model checkpoints/zero2hero-lite --max-frames 16
 
 - **colour** set: colour edits that commute with motion, on the held-out tails of the offline real
-  colour clips (`colorization.evaluate.load_holdout_tail`). Each edit is a per-pixel colour map
+  colour clips (`data.split.load_holdout_tail`). Each edit is a per-pixel colour map
   (`COLOUR_EDITS`), so applying it to every frame gives the true edited video.
 - **texture** set: texture and region edits on pseudo videos of photos (the photos and camera paths
-  of `correspondence.evaluation_data`): the photo is edited (a pattern painted on one of its regions,
+  of `data.known_motion`): the photo is edited (a pattern painted on one of its regions,
   another region recoloured), and the original and edited photo are moved along the same camera path.
 
 The edited frame 0 is given as the anchor; every method is scored on frames 1..: PSNR and SSIM against
@@ -30,10 +30,11 @@ import cv2
 import numpy as np
 import torch
 
-from ..colorization.evaluate import load_holdout_tail
 from ..core.colour import lab_to_rgb, rgb_to_lab
 from ..core.metrics import colour_distribution_consistency, psnr, ssim
-from ..correspondence.evaluation_data import camera_path, evaluation_photos, photo_regions, resize_short_side
+from ..data.images import resize_short_side
+from ..data.known_motion import camera_path, evaluation_photos, photo_regions
+from ..data.split import load_holdout_tail
 from .baselines import flow_chain_edit, global_colour_transfer
 from .data import recolour_lab, stripes
 from .pipeline import ZeroToHeroPipeline
@@ -98,11 +99,11 @@ def texture_videos(
     num_frames: int, frame_size: tuple[int, int], seed: int = 0
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(name, frames (T, H, W, 3), true edited frames) for each evaluation photo: the photo and its
-    `texture_edit` moved along one camera path (`evaluation_data.camera_path`)."""
+    `texture_edit` moved along one camera path (`known_motion.camera_path`)."""
     height, width = frame_size
     videos = []
     for index, (name, _, photo) in enumerate(evaluation_photos()):
-        photo = resize_short_side(photo, 400)
+        photo = resize_short_side(photo, 400, upscale=True)
         edited = texture_edit(photo, seed * 1000 + index)
         cameras = camera_path(
             np.random.default_rng(seed * 1000 + index), photo.shape[:2], frame_size, num_frames
@@ -116,7 +117,7 @@ def texture_videos(
 
 def colour_videos(max_frames: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(clip-edit name, frames, true edited frames) for each offline clip's held-out tail and colour edit."""
-    from ..colorization.data import offline_video_paths
+    from ..data.sources import offline_video_paths
 
     videos = []
     for path in offline_video_paths():

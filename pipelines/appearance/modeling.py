@@ -10,7 +10,7 @@ its pixels sit in the anchor (`zero_stage_step`):
    features, keys the ORIGINAL anchor's features, each query keeps its top-k anchor matches at k/4, k
    and 4k; its values are the edit's colour maps at the feature stride and the anchor positions;
 2. attention to the previous frame at full resolution (dense matching of raw luminance, DIS flow or
-   block matching, `core/edit_propagation.py`): where it is confident, the previous output frame's
+   block matching, `dense_matching.py`): where it is confident, the previous output frame's
    anchor positions are copied; elsewhere the attention's positions are taken;
 3. re-anchoring: the target is matched once more against the anchor warped by those positions, so
    drift does not accumulate along the chain.
@@ -30,7 +30,8 @@ Zero stage's full-resolution match support and a second reading of the edit (the
 global colour function, `core.colour.fit_colour_lookup`) to a correction of the Zero-stage frame. The
 correction is gated to where the Zero stage changed something nearby (`restoration_gate`), so parts
 of the frame far from the edit, and every frame of an unedited video, pass through exactly. Trained
-on proxy pairs (`data.py`), pre-trained on many offline photos and fine-tuned per video.
+on proxy pairs (`finetune.py`), pre-trained on many offline photos (`train.py`) and fine-tuned per
+video (`finetune.finetune_restorer`).
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ from torch import nn
 
 from ..core.backbones import build_backbone
 from ..core.colour import apply_colour_lookup, fit_colour_lookup, luminance_and_ab
-from ..core.edit_propagation import dense_displacement, patch_cost, pixel_grid, sample_at
 from ..core.resize import resize
+from ..core.warp import pixel_grid, sample_at
+from .dense_matching import dense_displacement, patch_cost
 
 # Channels of a local colour map: a 3x3 matrix M (row-major) and an offset c.
 COLOUR_MAP_CHANNELS = 12

@@ -11,7 +11,10 @@ matches, and re-anchoring (`modeling.py`); it then reads the edit from the ancho
 and applies it to each frame's own full-resolution pixels. The Hero stage's restorer corrects the
 frame where the Zero stage could not read the edit from the anchor (content the anchor does not show)
 and an edit is nearby; everywhere else the Zero stage's output passes through exactly. The restorer can
-first be fine-tuned on proxy pairs made from the anchor alone (`finetune_steps`).
+first be fine-tuned on proxy pairs made from the anchor alone (`finetune_steps`, `finetune.py`).
+
+`check_inputs` checks a call's inputs without decoding a frame (an app calls it before loading the
+model) and returns the warnings the call would give.
 
 Frames stream: the video is read twice (once to fetch the anchor, then frame by frame), memory holds
 the anchor and the previous frame only, and with `output_path` frames go straight to the mp4.
@@ -19,21 +22,19 @@ the anchor and the previous frame only, and with `output_path` frames go straigh
 
 from __future__ import annotations
 
-import copy
 import os
-import random
 import warnings
-from collections.abc import Callable
 
 import numpy as np
+import PIL.Image
 import torch
 
 from ..core.colour import apply_colour_lookup, frame_to_tensor, tensor_to_frame
 from ..core.hub import HueflowPipeline
-from ..core.outputs import VideoPipelineOutput, check_output_type, frames_to_output
+from ..core.outputs import FrameCallback, VideoPipelineOutput, check_output_type, frames_to_output
 from ..core.resize import processing_shape, resize
-from ..core.video import VideoReader, load_image, output_writer
-from .data import random_proxy_clip, restoration_loss, zero_stage_batch
+from ..core.video import VideoInfo, VideoReader, load_image, output_writer
+from . import finetune
 from .modeling import (
     AppearanceFeatureEncoder,
     FrameState,
@@ -44,8 +45,12 @@ from .modeling import (
     zero_stage_step,
 )
 
-# An edited frame whose aspect ratio differs from the video's by more than this is refused.
+# An edited frame whose aspect ratio differs from the video's by more than this is refused; within it,
+# one of another size is resized to the video's, with a warning (image editors round odd sizes).
 ASPECT_TOLERANCE = 0.01
+
+# What `edited_frame` may be: anything `core.video.load_image` takes.
+EditedFrame = str | os.PathLike | PIL.Image.Image | np.ndarray
 
 
 class EditedFrameError(ValueError):
@@ -54,6 +59,8 @@ class EditedFrameError(ValueError):
 
 class ZeroToHeroPipeline(HueflowPipeline):
     model_cpu_offload_seq = "feature_encoder->restorer"
+    # The keys of the `callback_kwargs` that `callback_on_frame_end` receives (`core.outputs.FrameCallback`).
+    callback_frame_outputs = ("frame",)
 
     def __init__(
         self,
@@ -109,43 +116,74 @@ class ZeroToHeroPipeline(HueflowPipeline):
 
     # -- inputs -------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _check_frame_index(frame_index: int, num_frames: int) -> int:
+    @classmethod
+    def check_inputs(
+        cls,
+        video_info: VideoInfo,
+        edited_frame: EditedFrame | None,
+        frame_index: int = 0,
+        max_frames: int | None = None,
+        finetune_steps: int | None = None,
+        output_type: str | None = "pil",
+    ) -> list[str]:
+        """Check a call's inputs before any frame is processed, as `__call__` does first: raises
+        `EditedFrameError` (a ValueError) for a missing or unusable edited frame or frame index, and
+        ValueError for the other arguments, each with a message that says what to change. Returns the
+        warnings the call will give (messages, e.g. an edited frame of another size that is resized to
+        the video's), so a caller can show them before running the model.
+
+        Cheap: no video frame is decoded and no model runs; a class method, so an app can check a request
+        before it loads the model (`ZeroToHeroPipeline.check_inputs(...)`, or `pipe.check_inputs(...)`).
+        Arguments are those of `__call__`, except `video_info`: the video's `VideoInfo`
+        (`VideoReader(video).info`). `edited_frame` is loaded to read its size: pass an array to avoid
+        decoding a file twice. `finetune_steps` None stands for the config's value (not checked here).
+
+        Rules: `frame_index` is an integer within the frames processed (the first `max_frames` of the
+        video when given); an edited frame is given and loads as an image; its aspect ratio is within
+        `ASPECT_TOLERANCE` (relative) of the video's (another size of that aspect is resized, with a
+        warning); `finetune_steps` >= 0; `output_type` is "pil", "np", "pt" or None.
+        """
+        if output_type is not None:
+            check_output_type(output_type)
+        num_frames = video_info.num_frames if max_frames is None else min(video_info.num_frames, max_frames)
         if isinstance(frame_index, bool) or not isinstance(frame_index, (int, np.integer)):
             raise EditedFrameError(f"frame_index must be an integer, got {frame_index!r}.")
         if not 0 <= frame_index < num_frames:
+            frames = f"the video has {video_info.num_frames} frames"
+            if num_frames < video_info.num_frames:
+                frames += f", of which only the first {num_frames} are processed (max_frames={max_frames})"
             raise EditedFrameError(
-                f"frame_index {frame_index} is out of range: the video has {num_frames} frames "
-                f"(valid indices 0..{num_frames - 1})."
+                f"frame_index {frame_index} is out of range: {frames} (valid indices 0..{num_frames - 1})."
             )
-        return int(frame_index)
-
-    @staticmethod
-    def _prepare_edited_frame(edited_frame, height: int, width: int) -> np.ndarray:
-        """The edited frame as RGB uint8 (height, width, 3): resized, with a warning, when it has the
-        video's aspect ratio at another size; an error when the aspect ratio differs."""
         if edited_frame is None:
             raise EditedFrameError(
-                "No edited frame given: pass edited_frame=<your edited version of the frame>."
+                f"No edited frame given: pass your edited version of frame {frame_index} as edited_frame."
             )
-        image = load_image(edited_frame)
-        edited_height, edited_width = image.shape[:2]
-        if (edited_height, edited_width) == (height, width):
+        height, width = video_info.height, video_info.width
+        edited_height, edited_width = load_image(edited_frame).shape[:2]
+        messages = []
+        if (edited_height, edited_width) != (height, width):
+            aspect, edited_aspect = width / height, edited_width / edited_height
+            if abs(edited_aspect / aspect - 1) > ASPECT_TOLERANCE:
+                edited_size, size = f"{edited_width}x{edited_height}", f"{width}x{height}"
+                raise EditedFrameError(
+                    f"The edited frame is {edited_size} (aspect {edited_aspect:.3f}) but the video is {size} "
+                    f"(aspect {aspect:.3f}): export the edited frame uncropped, at the video's size."
+                )
+            messages.append(
+                f"The edited frame is {edited_width}x{edited_height} and the video {width}x{height}: "
+                "resizing the edited frame to the video's size."
+            )
+        if finetune_steps is not None and finetune_steps < 0:
+            raise ValueError(f"finetune_steps must be 0 (skip) or positive, got {finetune_steps}.")
+        return messages
+
+    @staticmethod
+    def _fit_edited_frame(image: np.ndarray, height: int, width: int) -> np.ndarray:
+        """The edited frame (RGB uint8, checked by `check_inputs`) at the video's size."""
+        if image.shape[:2] == (height, width):
             return image
-        aspect, edited_aspect = width / height, edited_width / edited_height
-        if abs(edited_aspect / aspect - 1) > ASPECT_TOLERANCE:
-            raise EditedFrameError(
-                f"The edited frame is {edited_width}x{edited_height} (aspect {edited_aspect:.3f}) but the "
-                f"video is {width}x{height} (aspect {aspect:.3f}): export the edited frame uncropped, at "
-                "the video's size."
-            )
-        warnings.warn(
-            f"The edited frame is {edited_width}x{edited_height} and the video {width}x{height}: "
-            "resizing the edited frame to the video's size.",
-            stacklevel=3,
-        )
-        resized = resize(frame_to_tensor(image), (height, width))
-        return tensor_to_frame(resized)
+        return tensor_to_frame(resize(frame_to_tensor(image), (height, width)))
 
     @staticmethod
     def _read_frame(reader: VideoReader, frame_index: int) -> np.ndarray:
@@ -171,43 +209,23 @@ class ZeroToHeroPipeline(HueflowPipeline):
         seed: int = 0,
     ) -> HeroRestorer:
         """A copy of the restorer fine-tuned for `steps` steps on proxy pairs of this anchor and its edit
-        (random camera paths over the two; the Zero stage from the edited anchor onto the moved
-        original; the target is the same move of the edited anchor). The pipeline's own restorer is
+        (`finetune.finetune_restorer` with this pipeline's models and Zero-stage settings; `size` and
+        `lr` default to the config's `finetune_size` and `finetune_lr`). The pipeline's own restorer is
         left unchanged. anchor, edited: RGB uint8 (H, W, 3) of the same size."""
-        size = size or self.config.finetune_size
-        size = max(32, size // 16 * 16)
-        restorer = copy.deepcopy(self.restorer).train()
-        optimizer = torch.optim.Adam(restorer.parameters(), lr=lr or self.config.finetune_lr)
-        config = self.zero_stage_config()
-        original = frame_to_tensor(anchor, self.device)[0]
-        edited_tensor = frame_to_tensor(edited, self.device)[0]
-        # The camera window spans 45-90 % of the short side: bring that near the crop size.
-        short = min(original.shape[-2:])
-        if short > 2 * size:
-            shape = tuple(round(side * 2 * size / short) for side in original.shape[-2:])
-            original, edited_tensor = (resize(t[None], shape)[0] for t in (original, edited_tensor))
-        python_state = random.getstate()
-        random.seed(seed)
-        with torch.random.fork_rng(devices=[]), self.progress_bar(total=steps) as progress:
-            torch.manual_seed(seed)
-            progress.set_description("fine-tuning the restorer")
-            for _ in range(steps):
-                clips = [
-                    random_proxy_clip(original.cpu(), edited_tensor.cpu(), 3, size, random)
-                    for _ in range(batch_size)
-                ]
-                originals = torch.stack([clip[0] for clip in clips]).to(self.device)
-                editeds = torch.stack([clip[1] for clip in clips]).to(self.device)
-                batch = zero_stage_batch(self.feature_encoder, originals, editeds, config)
-                with torch.enable_grad():
-                    loss = restoration_loss(restorer(*batch.restorer_inputs), batch.truths)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                progress.set_postfix(loss=f"{loss.item():.4f}")
-                progress.update()
-        random.setstate(python_state)
-        return restorer.eval()
+        return finetune.finetune_restorer(
+            self.feature_encoder,
+            self.restorer,
+            anchor,
+            edited,
+            self.zero_stage_config(),
+            steps,
+            size=size or self.config.finetune_size,
+            lr=lr or self.config.finetune_lr,
+            batch_size=batch_size,
+            seed=seed,
+            device=self.device,
+            progress_bar=self.progress_bar,
+        )
 
     # -- call ---------------------------------------------------------------------------------------
 
@@ -215,7 +233,7 @@ class ZeroToHeroPipeline(HueflowPipeline):
     def __call__(
         self,
         video,
-        edited_frame=None,
+        edited_frame: EditedFrame | None = None,
         frame_index: int = 0,
         processing_size: int | None = None,
         max_frames: int | None = None,
@@ -225,7 +243,7 @@ class ZeroToHeroPipeline(HueflowPipeline):
         output_path: str | os.PathLike | None = None,
         return_dict: bool = True,
         generator: torch.Generator | None = None,
-        callback_on_frame_end: Callable[[ZeroToHeroPipeline, int], None] | None = None,
+        callback_on_frame_end: FrameCallback | None = None,
     ):
         """Carry the edit of one frame through `video`.
 
@@ -245,22 +263,30 @@ class ZeroToHeroPipeline(HueflowPipeline):
                 given (they are streamed to the file).
             output_path: write an H.264 mp4 here, with the input's audio when it has some.
             generator: seeds the fine-tuning's random proxy pairs (inference itself is deterministic).
-            callback_on_frame_end: called as `fn(pipeline, frame_index)` after each frame.
-        """
-        if output_type is None:
-            output_type = None if output_path is not None else "pil"
-        else:
-            check_output_type(output_type)
-        reader = VideoReader(video, max_frames=max_frames)
-        num_frames = len(reader)
-        frame_index = self._check_frame_index(frame_index, num_frames)
-        height, width = reader.info.height, reader.info.width
-        edited = self._prepare_edited_frame(edited_frame, height, width)
-        anchor = self._read_frame(reader, frame_index)
-        finetune_steps = self.config.finetune_steps if finetune_steps is None else finetune_steps
-        if finetune_steps < 0:
-            raise ValueError(f"finetune_steps must be 0 (skip) or positive, got {finetune_steps}.")
+            callback_on_frame_end: called as `fn(pipeline, frame_index, callback_kwargs)` after each frame
+                (`core.outputs.FrameCallback`), with `callback_kwargs = {"frame": the output frame, RGB
+                uint8 (H, W, 3)}` (the keys in `callback_frame_outputs`). Its return value is ignored.
 
+        Raises:
+            EditedFrameError, ValueError: see `check_inputs`, which runs first.
+        """
+        # 1. Check the inputs before any frame is decoded.
+        if output_type is None and output_path is None:
+            output_type = "pil"
+        finetune_steps = self.config.finetune_steps if finetune_steps is None else finetune_steps
+        reader = VideoReader(video, max_frames=max_frames)
+        messages = self.check_inputs(
+            reader.info, edited_frame, frame_index, max_frames, finetune_steps, output_type
+        )
+        for message in messages:
+            warnings.warn(message, UserWarning, stacklevel=3)  # the caller's line (under no_grad's wrapper)
+        frame_index = int(frame_index)
+        num_frames = len(reader)
+        height, width = reader.info.height, reader.info.width
+
+        # 2. The anchor: the user's edit at the video's size, the original frame, the edit encoded.
+        edited = self._fit_edited_frame(load_image(edited_frame), height, width)
+        anchor = self._read_frame(reader, frame_index)
         device = self.device
         config = self.zero_stage_config()
         size = processing_shape(height, width, processing_size or self.config.processing_size)
@@ -268,6 +294,7 @@ class ZeroToHeroPipeline(HueflowPipeline):
         anchor_edit = encode_anchor(
             self.feature_encoder, frame_to_tensor(anchor, device), edited_full, config, size
         )
+        # 3. The Hero stage's restorer, fine-tuned on proxy pairs of the anchor when asked.
         restorer = None
         if use_restorer:
             restorer = self.restorer
@@ -275,6 +302,8 @@ class ZeroToHeroPipeline(HueflowPipeline):
                 seed = generator.initial_seed() if generator is not None else 0
                 restorer = self.finetune_restorer(anchor, edited, finetune_steps, seed=seed)
 
+        # 4. Every frame in order: the Zero stage from the anchor (and the previous frame), then the Hero
+        # stage; the anchor itself takes the user's edit exactly. Frames stream to the mp4 and/or a list.
         frames: list[np.ndarray] = []
         previous: FrameState | None = None
         with (
@@ -299,11 +328,12 @@ class ZeroToHeroPipeline(HueflowPipeline):
                 if output_type is not None:
                     frames.append(output)
                 if callback_on_frame_end is not None:
-                    callback_on_frame_end(self, index)
+                    callback_on_frame_end(self, index, {"frame": output})
                 progress.update()
         if output_path is not None:
             output_path = str(output_path)
 
+        # 5. The output in the type asked for.
         output_frames = frames_to_output(frames, output_type) if output_type is not None else None
         if not return_dict:
             return (output_frames, output_path)

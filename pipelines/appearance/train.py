@@ -1,11 +1,11 @@
 """Pre-train the Hero stage's restorer with accelerate (CPU, one GPU or many: `accelerate launch -m ...`).
 
-    python -m pipelines.colorization.train --prepare-data data/colorization      # offline photos and clips
+    python -m pipelines.data prepare data/colorization      # offline photos and clips
     python -m pipelines.appearance.train --data data/colorization --output-dir runs/zero2hero-lite
 
 Each step takes a batch of proxy clips (`data.ProxyPairs`: a random edit of an offline photo or clip
 frame, the photo and its edit moved along one random camera path or pan), runs the Zero stage from the
-edited anchor onto the later frames exactly as the pipeline does (`data.zero_stage_batch`, frozen
+edited anchor onto the later frames exactly as the pipeline does (`finetune.zero_stage_batch`, frozen
 features, no gradients), and trains the restorer to map the result to the truth (L1 + gradient L1)
 inside its gate: where the Zero stage could not read the edit from matching anchor content. Only the
 restorer is trained. Checkpoints are whole pipeline folders (`save_pretrained`: the feature encoder with
@@ -24,11 +24,12 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
-from ..core.backbones import BACKBONES
+from ..core.backbones import available_backbones
 from ..core.hub import resolve_pretrained_path
 from ..core.training import RunBudget, endless, warmup_cosine_schedule
 from ..correspondence.modeling import MotionCorrespondenceEncoder
-from .data import ProxyPairs, restoration_loss, zero_stage_batch
+from .data import ProxyPairs
+from .finetune import restoration_loss, zero_stage_batch
 from .modeling import AppearanceFeatureEncoder, HeroRestorer
 from .pipeline import ZeroToHeroPipeline
 
@@ -45,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output-dir", default="runs/zero2hero-lite")
     parser.add_argument("--init-from", help="start from this saved ZeroToHeroPipeline folder")
     parser.add_argument("--resume", action="store_true", help="continue from the state in --output-dir")
-    parser.add_argument("--backbone", default="mer-correspondence", choices=list(BACKBONES))
+    parser.add_argument("--backbone", default="mer-correspondence", choices=available_backbones())
     parser.add_argument(
         "--backbone-path",
         help="weights of the backbone: a CorrespondencePipeline folder for mer-correspondence (default "

@@ -28,19 +28,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from ..core.colour import compose_lab, frame_to_tensor, luminance_and_ab, tensor_to_frame
 from ..core.metrics import colour_distribution_consistency, psnr, ssim
-from ..core.video import VideoReader
+from ..data.sources import offline_video_paths
+from ..data.split import HOLDOUT_FRACTION, MAX_SHORT_SIDE, load_holdout_tail
 from .baselines import flow_propagation, global_lab_transfer
-from .data import holdout_start, offline_video_paths
 from .pipeline import ColorMNetPipeline
-
-HOLDOUT_FRACTION = 0.3
-MAX_SHORT_SIDE = 480
 
 # Method key -> label in the tables. The last two are references, not colorization methods.
 METHODS = {
@@ -52,68 +48,10 @@ METHODS = {
 }
 
 
-def downscale_short_side(frame: np.ndarray, short_side: int = MAX_SHORT_SIDE) -> np.ndarray:
-    """Resize so the short side is at most `short_side` (aspect kept, never upscaled)."""
-    height, width = frame.shape[:2]
-    scale = short_side / min(height, width)
-    if scale >= 1:
-        return frame
-    size = (round(width * scale), round(height * scale))
-    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)  # area averaging: no aliasing
-
-
 def decolorize(frame: np.ndarray) -> np.ndarray:
     """The grayscale input of a colour frame: its Lab L with ab = 0, as RGB uint8."""
     luminance, ab = luminance_and_ab(frame_to_tensor(frame))
     return tensor_to_frame(compose_lab(luminance, torch.zeros_like(ab)))
-
-
-def load_holdout_tail(
-    path: Path, max_frames: int | None, validation: bool = False
-) -> tuple[list[np.ndarray], dict]:
-    """The colour frames of a clip's held-out tail (at most `max_frames`, downscaled if needed) and their
-    description (source, frame range, sizes) for the report. With `validation`, the `max_frames` frames
-    just before the tail instead: training saw them, so they can choose inference settings without
-    looking at the test frames.
-
-    The tail starts at `holdout_start(len(reader))`, the same split `data.export_offline_data` trains with.
-    `len()` is the container's frame count, which can exceed what actually decodes (tree.avi claims 444 frames
-    and decodes 68): then training saw the whole clip, the tail is empty and the clip cannot be evaluated.
-    """
-    reader = VideoReader(path)
-    num_frames = len(reader)
-    start = end = holdout_start(num_frames, HOLDOUT_FRACTION)
-    if validation:
-        start = max(0, end - (max_frames or end))
-    else:
-        end = None
-    frames = []
-    decoded = 0
-    for index, frame in enumerate(reader):  # decode from the start: containers seek only to keyframes
-        decoded = index + 1
-        if index < start:
-            continue
-        if end is not None and index >= end:
-            break
-        if max_frames is not None and len(frames) >= max_frames:
-            break
-        frames.append(downscale_short_side(frame))
-    width, height = reader.info.width, reader.info.height
-    if frames:
-        height, width = frames[0].shape[:2]
-    info = {
-        "name": path.name,
-        "path": str(path),
-        "num_frames": num_frames,
-        "start": start,
-        "frames": len(frames),
-        "source_size": [reader.info.width, reader.info.height],
-        "eval_size": [width, height],
-        "downscaled": (width, height) != (reader.info.width, reader.info.height),
-    }
-    if not frames:
-        info["decoded_frames"] = decoded
-    return frames, info
 
 
 def score(outputs: list[np.ndarray], truth: list[np.ndarray]) -> dict[str, float | None]:

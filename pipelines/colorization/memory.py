@@ -62,10 +62,6 @@ class ColorMemory:
         return len(self.working)
 
     @property
-    def num_working_elements(self) -> int:
-        return sum(frame[0].shape[-1] for frame in self.working)
-
-    @property
     def num_long_term_elements(self) -> int:
         return 0 if self.long_term_key is None else self.long_term_key.shape[-1]
 

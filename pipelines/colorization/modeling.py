@@ -17,8 +17,8 @@ detail over small motions as sharply as optical flow. A learned stride-4 key did
 after minutes of CPU training it matched too blurrily (26 dB on its own, where luminance patches
 reach 36-40 dB on the same clips).
 
-`colorize_step` runs one frame through the three, given the memory; both the pipeline and the
-training script use it, so what is trained is what runs.
+`colorize_step` runs one frame through the three, given the memory; `stepper.ColorMNetStepper` calls it
+for both the pipeline and the training script, so what is trained is what runs.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from torch import nn
 from ..core.attention import block_match_attention, local_window_attention
 from ..core.backbones import build_backbone
 from ..core.colour import AB_SCALE
-from ..core.edit_propagation import pixel_grid, sample_at
+from ..core.warp import pixel_grid, sample_at
 
 
 def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:

@@ -9,48 +9,58 @@ resolution by guided upsampling on the full-resolution luminance. The output kee
 channel: only ab is predicted, and pixels whose L did not change since the previous frame, in place or
 along the optical flow, keep their colour (`hold_previous_colour`). Memory is bounded (see `memory.py`),
 and with `output_path` frames go straight to the mp4, so memory stays flat however long the video.
+
+The per-frame state lives in `stepper.py` (`ColorMNetStepper`, shared with training, and `ColourHold`).
+`check_inputs` checks a call's inputs without running the model, so an app can call it first.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from itertools import islice
+from numbers import Integral
 
-import cv2
 import numpy as np
+import PIL.Image
 import torch
 
 from ..core.colour import compose_lab, frame_to_tensor, luminance_and_ab, tensor_to_frame
-from ..core.flow import luminance_flow
-from ..core.guided_filter import guided_upsample
 from ..core.hub import HueflowPipeline
-from ..core.outputs import VideoPipelineOutput, check_output_type, frames_to_output
+from ..core.outputs import FrameCallback, VideoPipelineOutput, check_output_type, frames_to_output
 from ..core.resize import processing_shape, resize
-from ..core.video import VideoReader, is_grayscale_image, load_image, output_writer
-from .memory import ColorMemory, MemoryConfig
-from .modeling import (
-    ColorMNetDecoder,
-    ColorMNetFeatureEncoder,
-    ColorMNetValueEncoder,
-    LocalAttentionConfig,
-    colorize_step,
-    encode_memory_frame,
-    hold_previous_colour,
-)
+from ..core.video import VideoInputError, VideoReader, is_grayscale_image, load_image, output_writer
+from .memory import MemoryConfig
+from .modeling import ColorMNetDecoder, ColorMNetFeatureEncoder, ColorMNetValueEncoder, LocalAttentionConfig
+from .stepper import ColorMNetStepper, ColourHold
 
-# The hold's optical flow: DIS's ultrafast preset, at a short side of at most 480 (DIS's cost grows with
-# the pixel count, and a flow field is smooth). At 854x480 it takes about 5 ms a frame; the medium
-# preset took 45 and held colour only a little better (see the model card).
-HOLD_FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
-MAX_FLOW_SHORT_SIDE = 480
+# What an exemplar may be: anything `core.video.load_image` takes.
+Exemplar = str | os.PathLike | PIL.Image.Image | np.ndarray
 
 
 class ExemplarError(ValueError):
     """The exemplars given to the pipeline cannot be used (missing, grayscale, bad frame index)."""
 
 
+def _as_list(exemplars: Exemplar | Sequence[Exemplar] | None) -> list[Exemplar]:
+    if exemplars is None:
+        return []
+    return list(exemplars) if isinstance(exemplars, (list, tuple)) else [exemplars]
+
+
+def _frame_list(exemplar_frames: Sequence[int | None] | int | None, count: int) -> list[int | None]:
+    if exemplar_frames is None:
+        return [None] * count
+    return [exemplar_frames] if isinstance(exemplar_frames, Integral) else list(exemplar_frames)
+
+
 class ColorMNetPipeline(HueflowPipeline):
     model_cpu_offload_seq = "feature_encoder->value_encoder->decoder"
+    # The keys of the `callback_kwargs` that `callback_on_frame_end` receives (`core.outputs.FrameCallback`).
+    callback_frame_outputs = ("frame", "memory")
+    # The smallest `processing_size` a call may ask for: below it the backbone's stride-32 features are a
+    # few positions wide, too few to match anything.
+    min_processing_size = 64
 
     def __init__(
         self,
@@ -94,52 +104,101 @@ class ColorMNetPipeline(HueflowPipeline):
             patch_temperature=self.config.patch_attention_temperature,
         )
 
-    def memory_config(self, **overrides) -> MemoryConfig:
+    def memory_config(self, **overrides: int | None) -> MemoryConfig:
+        """The config's memory settings, with the `overrides` that are not None; raises ValueError (from
+        `MemoryConfig`) for an invalid combination."""
         fields = MemoryConfig.__dataclass_fields__
         values = {name: self.config[name] for name in fields}
         values.update({name: value for name, value in overrides.items() if value is not None})
         return MemoryConfig(**values)
 
-    def _prepare_exemplars(
-        self, exemplars, exemplar_frames: Sequence[int | None] | None, num_frames: int
-    ) -> list[tuple[np.ndarray, int | None]]:
-        if exemplars is None or (isinstance(exemplars, (list, tuple)) and len(exemplars) == 0):
-            raise ExemplarError(
-                "No exemplar given: pass at least one colour reference image (exemplars=...)."
-            )
-        if not isinstance(exemplars, (list, tuple)):
-            exemplars = [exemplars]
-        if exemplar_frames is None:
-            exemplar_frames = [None] * len(exemplars)
-        elif isinstance(exemplar_frames, int):
-            exemplar_frames = [exemplar_frames]
-        if len(exemplar_frames) != len(exemplars):
-            raise ExemplarError(
-                f"Got {len(exemplars)} exemplars but {len(exemplar_frames)} exemplar_frames: give one frame "
-                "index (or None for a free reference) per exemplar."
-            )
-        prepared = []
-        for number, (exemplar, frame_index) in enumerate(
-            zip(exemplars, exemplar_frames, strict=True), start=1
+    def prepare_stepper(self, **memory_overrides: int | None) -> ColorMNetStepper:
+        """A fresh `ColorMNetStepper` (empty memory) on this pipeline's components, with the config's memory
+        and local-attention settings; `memory_overrides` that are not None replace memory settings."""
+        return ColorMNetStepper(
+            self.feature_encoder,
+            self.value_encoder,
+            self.decoder,
+            self.memory_config(**memory_overrides),
+            self.local_attention_config(),
+        )
+
+    # -- inputs -------------------------------------------------------------------------------------
+
+    @classmethod
+    def check_inputs(
+        cls,
+        num_frames: int,
+        exemplars: Exemplar | Sequence[Exemplar] | None,
+        exemplar_frames: Sequence[int | None] | int | None = None,
+        processing_size: int | None = None,
+        output_type: str | None = None,
+    ) -> None:
+        """Check a call's inputs before any frame is coloured, as `__call__` does first: raises
+        `ExemplarError` (a ValueError) for unusable exemplars or frame indices, `VideoInputError` for an
+        exemplar that is not an image, and ValueError for the other arguments, each with a message that
+        says what to change.
+
+        Cheap: no model runs, and it is a classmethod, so an app can call it before loading the model
+        (`ColorMNetPipeline.check_inputs(...)`). `num_frames` is the number of frames the call colours
+        (the video's, or `max_frames` when fewer); the other arguments are those of `__call__`.
+        Exemplars given as paths or PIL images are decoded here to look for colour: pass RGB arrays
+        (then also to `__call__`) to decode each file once.
+
+        Rules: at least one exemplar; each loads as an image and has colour (not grayscale); with
+        `exemplar_frames`, one entry per exemplar (or a single int for a single exemplar), each None (a
+        free reference) or an integer frame index in 0..num_frames-1; `processing_size` None or an integer
+        >= `min_processing_size` (64); `output_type` None, "pil", "np" or "pt".
+        """
+        if output_type is not None:
+            check_output_type(output_type)
+        if processing_size is not None and (
+            isinstance(processing_size, bool)
+            or not isinstance(processing_size, Integral)
+            or processing_size < cls.min_processing_size
         ):
-            image = load_image(exemplar)
-            if is_grayscale_image(image):
+            raise ValueError(
+                f"processing_size must be an integer of at least {cls.min_processing_size} (the short side, "
+                f"in pixels, the model runs at), got {processing_size!r}."
+            )
+        images = _as_list(exemplars)
+        if not images:
+            raise ExemplarError(
+                "No exemplar given: pass at least one colour image as exemplars=..., e.g. a frame of the "
+                "video coloured by hand, or any photo with the colours you want."
+            )
+        frames = _frame_list(exemplar_frames, len(images))
+        if len(frames) != len(images):
+            raise ExemplarError(
+                f"Got {len(images)} exemplars but {len(frames)} exemplar_frames: give one frame index (or "
+                "None for a free reference) per exemplar, in the exemplars' order."
+            )
+        for number, (image, frame_index) in enumerate(zip(images, frames, strict=True), start=1):
+            if is_grayscale_image(load_image(image)):
                 raise ExemplarError(
-                    f"Exemplar {number} has no colour (it is grayscale): the exemplar must be a colour image."
+                    f"Exemplar {number} has no colour (it is grayscale): an exemplar must be a colour "
+                    "image, since its colours are what the video gets."
                 )
-            if frame_index is not None and not 0 <= int(frame_index) < num_frames:
+            if frame_index is None:
+                continue
+            if isinstance(frame_index, bool) or not isinstance(frame_index, Integral):
                 raise ExemplarError(
-                    f"Exemplar {number} is tied to frame {frame_index}, but the video has {num_frames} "
-                    f"frames (valid indices 0..{num_frames - 1})."
+                    f"Exemplar {number}'s frame index {frame_index!r} is not a frame number: give an "
+                    "integer, or None for a free reference."
                 )
-            prepared.append((image, None if frame_index is None else int(frame_index)))
-        return prepared
+            if not 0 <= frame_index < num_frames:
+                raise ExemplarError(
+                    f"Exemplar {number} is tied to frame {frame_index}, but the video (up to max_frames) "
+                    f"has {num_frames} frames (valid indices 0..{num_frames - 1})."
+                )
+
+    # -- call ---------------------------------------------------------------------------------------
 
     @torch.no_grad()
     def __call__(
         self,
         video,
-        exemplars=None,
+        exemplars: Exemplar | Sequence[Exemplar] | None = None,
         exemplar_frames: Sequence[int | None] | int | None = None,
         processing_size: int | None = None,
         max_frames: int | None = None,
@@ -155,13 +214,15 @@ class ColorMNetPipeline(HueflowPipeline):
         max_long_term_elements: int | None = None,
         static_tolerance: float | None = None,
         motion_compensated_hold: bool | None = None,
-        callback_on_frame_end: Callable[[ColorMNetPipeline, int, ColorMemory], None] | None = None,
+        callback_on_frame_end: FrameCallback | None = None,
     ):
         """Colour `video` from one or more colour `exemplars`.
 
         Args:
             video: a video file (mp4, avi, mov, webm, gif...), a folder of frames, a list of PIL
-                images / arrays, or an array (T, H, W[, 3]). Colour input is decolorized (its L is used).
+                images / arrays, an array (T, H, W[, 3]), or an open `VideoReader` (used as is: an app
+                that has opened the file to check it passes its reader, and the file is not opened again).
+                Colour input is decolorized (its L is used).
             exemplars: one image or a list (path, PIL or RGB array), each a colour image.
             exemplar_frames: per exemplar, the index of the frame it colours (a keyframe the user
                 coloured: that frame takes the exemplar's colour), or None for a free reference.
@@ -179,100 +240,102 @@ class ColorMNetPipeline(HueflowPipeline):
             motion_compensated_hold: also compare each pixel with the previous frame's pixel it came
                 from along DIS optical flow, so moving surfaces keep their colour too. Default from the
                 config (True); costs an optical flow per frame (about 5 ms at 854x480).
-            callback_on_frame_end: called as `fn(pipeline, frame_index, memory)` after each frame.
+            callback_on_frame_end: called as `fn(pipeline, frame_index, callback_kwargs)` after each frame
+                (`core.outputs.FrameCallback`), with `callback_kwargs = {"frame": the coloured frame, RGB
+                uint8 (H, W, 3), "memory": the `ColorMemory`}` (the keys in `callback_frame_outputs`).
+                Its return value is ignored.
+
+        Raises:
+            ExemplarError, VideoInputError, ValueError: see `check_inputs`, which runs first.
         """
-        if output_type is None:
-            output_type = None if output_path is not None else "pil"
-        else:
-            check_output_type(output_type)
-        reader = VideoReader(video, max_frames=max_frames)
-        num_frames = len(reader)
-        prepared = self._prepare_exemplars(exemplars, exemplar_frames, num_frames)
-        memory = ColorMemory(
-            self.memory_config(
-                top_k=top_k,
-                memory_every=memory_every,
-                max_working_frames=max_working_frames,
-                min_working_frames=min_working_frames,
-                num_prototypes=num_prototypes,
-                max_long_term_elements=max_long_term_elements,
-            )
-        )
-        device = self.device
+        # 1. Open the video: it is checked (one frame decoded) and its frames counted, nothing more.
+        reader = video if isinstance(video, VideoReader) else VideoReader(video, max_frames=max_frames)
+        if max_frames is not None and max_frames < 1:  # a reader given as is has not checked it
+            raise VideoInputError(f"max_frames must be a positive integer or None, got {max_frames}.")
+        num_frames = len(reader) if max_frames is None else min(len(reader), max_frames)
+
+        # 2. Check inputs, with each exemplar decoded once.
+        exemplars = [load_image(exemplar) for exemplar in _as_list(exemplars)]
+        self.check_inputs(num_frames, exemplars, exemplar_frames, processing_size, output_type)
+        if output_type is None and output_path is None:
+            output_type = "pil"
         height, width = reader.info.height, reader.info.width
         size = processing_shape(height, width, processing_size or self.config.processing_size)
 
-        local_attention = self.local_attention_config()
-        keyframes: dict[int, torch.Tensor] = {}  # frame index -> exemplar ab at the input resolution
-        for image, frame_index in prepared:
-            rgb = frame_to_tensor(image, device)
-            luminance, ab = luminance_and_ab(resize(rgb, size))
-            exemplar = encode_memory_frame(self.feature_encoder, self.value_encoder, luminance, ab)
-            memory.add_permanent(exemplar.key, exemplar.value)
-            if frame_index is not None:
-                keyframes[frame_index] = luminance_and_ab(resize(rgb, (height, width)))[1]
+        # 3. Encode the exemplars into permanent memory; keep the keyframes' ab at the input resolution.
+        stepper = self.prepare_stepper(
+            top_k=top_k,
+            memory_every=memory_every,
+            max_working_frames=max_working_frames,
+            min_working_frames=min_working_frames,
+            num_prototypes=num_prototypes,
+            max_long_term_elements=max_long_term_elements,
+        )
+        keyframes = self._encode_exemplars(stepper, exemplars, exemplar_frames, size, (height, width))
 
+        # 4. Colour frame by frame, streaming each to the file and/or the kept frames.
         if static_tolerance is None:
             static_tolerance = self.config.static_tolerance
         if motion_compensated_hold is None:
             motion_compensated_hold = self.config.motion_compensated_hold
+        hold = ColourHold(static_tolerance, motion_compensated_hold)
         frames: list[np.ndarray] = []
-        previous = None
-        previous_output = None  # (L, ab) of the last output frame, at the input resolution
         with (
             output_writer(output_path, reader.info) as writer,
             self.progress_bar(total=num_frames) as progress,
         ):
-            for index, frame in enumerate(reader):
-                luminance_full = luminance_and_ab(frame_to_tensor(frame, device))[0]
-                luminance = resize(luminance_full, size)
-                if index in keyframes:
-                    ab_full = keyframes[index]
-                    previous = encode_memory_frame(
-                        self.feature_encoder, self.value_encoder, luminance, resize(ab_full, size)
-                    )
-                else:
-                    ab, previous = colorize_step(
-                        self.feature_encoder,
-                        self.value_encoder,
-                        self.decoder,
-                        luminance,
-                        memory,
-                        previous,
-                        local_attention,
-                    )
-                    guide_low = resize(luminance, ab.shape[-2:]) / 100.0
-                    ab_full = guided_upsample(ab, guide_low, luminance_full / 100.0)
-                    if previous_output is not None and static_tolerance >= 0:
-                        previous_luminance, previous_ab = previous_output
-                        displacement = None
-                        if motion_compensated_hold:
-                            displacement = luminance_flow(
-                                luminance_full, previous_luminance, MAX_FLOW_SHORT_SIDE, HOLD_FLOW_PRESET
-                            )
-                        ab_full = hold_previous_colour(
-                            ab_full,
-                            previous_ab,
-                            luminance_full,
-                            previous_luminance,
-                            static_tolerance,
-                            displacement,
-                        )
-                previous_output = (luminance_full, ab_full)
-                if index % memory.config.memory_every == 0:
-                    memory.add_working(previous.key, previous.value)
-                coloured = tensor_to_frame(compose_lab(luminance_full, ab_full))
+            for index, frame in enumerate(islice(reader, max_frames)):
+                coloured = self._colour_frame(frame, stepper, hold, keyframes.get(index), size)
                 if writer is not None:
                     writer.write(coloured)
                 if output_type is not None:
                     frames.append(coloured)
                 if callback_on_frame_end is not None:
-                    callback_on_frame_end(self, index, memory)
+                    callback_on_frame_end(self, index, {"frame": coloured, "memory": stepper.memory})
                 progress.update()
-        if output_path is not None:
-            output_path = str(output_path)
 
+        # 5. Outputs
         output = frames_to_output(frames, output_type) if output_type is not None else None
+        output_path = None if output_path is None else str(output_path)
         if not return_dict:
             return (output, output_path)
         return VideoPipelineOutput(frames=output, video_path=output_path)
+
+    def _encode_exemplars(
+        self,
+        stepper: ColorMNetStepper,
+        exemplars: list[np.ndarray],
+        exemplar_frames: Sequence[int | None] | int | None,
+        size: tuple[int, int],
+        full_size: tuple[int, int],
+    ) -> dict[int, torch.Tensor]:
+        """Put each exemplar (RGB uint8, checked) in the stepper's permanent memory, at `size`; returns the
+        keyframes: frame index -> the exemplar's ab (1, 2, H, W) at the input resolution `full_size`."""
+        keyframes = {}
+        for image, frame_index in zip(exemplars, _frame_list(exemplar_frames, len(exemplars)), strict=True):
+            rgb = frame_to_tensor(image, self.device)
+            stepper.add_exemplar(*luminance_and_ab(resize(rgb, size)))
+            if frame_index is not None:
+                keyframes[int(frame_index)] = luminance_and_ab(resize(rgb, full_size))[1]
+        return keyframes
+
+    def _colour_frame(
+        self,
+        frame: np.ndarray,
+        stepper: ColorMNetStepper,
+        hold: ColourHold,
+        keyframe_ab: torch.Tensor | None,
+        size: tuple[int, int],
+    ) -> np.ndarray:
+        """One input frame, RGB uint8 (H, W, 3) -> the coloured frame, RGB uint8 (H, W, 3) with its L.
+
+        The model runs at `size`; a keyframe (`keyframe_ab` (1, 2, H, W), its exemplar's colour) is only
+        encoded for the frames after it, and output with the exemplar's colour."""
+        luminance_full = luminance_and_ab(frame_to_tensor(frame, self.device))[0]  # (1, 1, H, W)
+        luminance = resize(luminance_full, size)
+        if keyframe_ab is not None:
+            stepper.step(luminance, known_ab=resize(keyframe_ab, size))
+            ab_full = hold.keyframe(luminance_full, keyframe_ab)
+        else:
+            ab_full = hold.predicted(luminance_full, luminance, stepper.step(luminance))
+        return tensor_to_frame(compose_lab(luminance_full, ab_full))

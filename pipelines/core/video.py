@@ -345,16 +345,6 @@ class VideoReader:
         return min(self.info.num_frames, self.max_frames)
 
 
-def read_video(source: Any, max_frames: int | None = None, fps: float | None = None) -> VideoReader:
-    """Alias of :class:`VideoReader`."""
-    return VideoReader(source, max_frames=max_frames, fps=fps)
-
-
-def read_frames(source: Any, max_frames: int | None = None, fps: float | None = None) -> list[np.ndarray]:
-    """Decode all frames (up to ``max_frames``) into a list; only for clips that fit in memory."""
-    return list(VideoReader(source, max_frames=max_frames, fps=fps))
-
-
 # ----------------------------------------------------------------------------------------------- writing
 
 

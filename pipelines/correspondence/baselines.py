@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..core.backbones import build_backbone
 from ..core.colour import frame_to_tensor, rgb_to_lab
 
 
@@ -81,8 +82,6 @@ class EfficientNetLite0Features:
     stride = 8
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
-        from ..core.backbones import build_backbone
-
         self.device = torch.device(device)
         self.backbone = build_backbone("efficientnet-lite0")
         self.backbone.load_pretrained_weights()

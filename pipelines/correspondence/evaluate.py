@@ -4,7 +4,7 @@
     python -m pipelines.correspondence.evaluate --model ours=checkpoints/mer-correspondence \\
         --model no-motion=runs/ablation-no-motion --output runs/correspondence_eval.json
 
-Data (`evaluation_data.py`): pseudo videos of colour photos seen by a moving camera with an occluding
+Data (`data/known_motion.py`): pseudo videos of colour photos seen by a moving camera with an occluding
 sticker moving over them (16 frames of 256x320; tracks of about 60 points each, a third of them on the
 sticker, and masks of 2-6 objects), and scikit-image's motorcycle stereo pair as a 2-frame video
 (about 190 points, true positions from the disparity). Photos come from the held-out tails of the
@@ -49,8 +49,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..data.known_motion import EvalVideo, evaluation_videos
 from .baselines import BASELINES
-from .evaluation_data import EvalVideo, evaluation_videos
 from .propagation import FeatureExtractor, PropagationConfig, track
 
 THRESHOLDS = (2, 4, 8)  # pixels

@@ -8,16 +8,20 @@
 Frames are encoded by the motion-aware encoder (luminance + DIS flow to the previous frame) at
 `processing_size`, and labels are propagated by feature affinity from frame 0 and the last few
 frames (`propagation.py`). Frames stream: memory holds the context, not the video, and with
-`output_path` an mp4 of the video with the tracked mask and points drawn on it is written as it goes.
+`output_path` an mp4 of the video with the tracked mask and points drawn on it (`overlay.py`) is
+written as it goes.
+
+`CorrespondencePipeline.check_inputs(height, width, points=..., masks=...)` raises every problem with
+the inputs that can be seen without reading a frame or loading the model (an app validates its form
+with it), and `callback_on_frame_end(pipe, frame_index, callback_kwargs)` (`core.outputs.FrameCallback`)
+sees each frame's tracked points and mask as they are made.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 from diffusers.utils import BaseOutput
@@ -25,10 +29,18 @@ from diffusers.utils import BaseOutput
 from ..core.colour import frame_to_tensor, luminance_and_ab
 from ..core.flow import luminance_to_u8
 from ..core.hub import HueflowPipeline
+from ..core.outputs import FrameCallback
 from ..core.resize import processing_shape, resize
 from ..core.video import VideoReader, output_writer
 from .modeling import MotionCorrespondenceEncoder, frame_flow
+
+# PALETTE is re-exported only for space/track_tab.py, which imports it from here until it imports
+# from `pipelines.correspondence`; drop it from this line then.
+from .overlay import PALETTE as PALETTE  # noqa: F401
+from .overlay import draw_tracks
 from .propagation import PropagationConfig, iter_tracks
+
+OUTPUT_TYPES = ("np", "pt")
 
 
 @dataclass
@@ -76,36 +88,12 @@ class EncoderFeatures:
         return self.encoder(luminance, flow, ab)[0]
 
 
-# Overlay colours of mask ids 1, 2, ... (id 0, the background, is left as it is).
-PALETTE = np.array(
-    [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48], [145, 30, 180],
-     [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212]],
-    dtype=np.float32,
-)  # fmt: skip
-
-
-def draw_tracks(frame: np.ndarray, points: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray:
-    """The frame with each object of `mask` tinted and outlined, and `points` drawn as dots."""
-    out = frame.astype(np.float32)
-    if mask is not None:
-        for label in np.unique(mask):
-            if label != 0:  # coloured by id, so an object keeps its colour when another leaves the frame
-                region = mask == label
-                out[region] = 0.5 * out[region] + 0.5 * PALETTE[(int(label) - 1) % len(PALETTE)]
-    out = out.round().astype(np.uint8)
-    if mask is not None:
-        edges = cv2.morphologyEx((mask != 0).astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
-        out[edges > 0] = 255
-    if points is not None:
-        radius = max(2, round(min(frame.shape[:2]) / 120))
-        for index, (x, y) in enumerate(points):
-            colour = tuple(int(c) for c in PALETTE[index % len(PALETTE)])
-            cv2.circle(out, (round(float(x)), round(float(y))), radius + 1, (255, 255, 255), -1, cv2.LINE_AA)
-            cv2.circle(out, (round(float(x)), round(float(y))), radius, colour, -1, cv2.LINE_AA)
-    return out
-
-
 class CorrespondencePipeline(HueflowPipeline):
+    """Label propagation with the motion-aware correspondence encoder (see the module docstring)."""
+
+    # The names in `callback_kwargs` of `callback_on_frame_end` (`core.outputs.FrameCallback`).
+    callback_frame_outputs = ("points", "masks")
+
     def __init__(
         self,
         encoder: MotionCorrespondenceEncoder,
@@ -137,8 +125,30 @@ class CorrespondencePipeline(HueflowPipeline):
         """The encoder as a `propagation.FeatureExtractor` (for `propagation.track` and evaluation)."""
         return EncoderFeatures(self.encoder, processing_size or self.config.processing_size, self.device)
 
-    @staticmethod
-    def _check_inputs(points, masks, height: int, width: int):
+    @classmethod
+    def check_inputs(
+        cls,
+        height: int,
+        width: int,
+        points: np.ndarray | None = None,
+        masks: np.ndarray | None = None,
+        processing_size: int | None = None,
+        output_type: str = "np",
+        callback_on_frame_end: FrameCallback | None = None,
+    ) -> None:
+        """Raise a ValueError that says what to change for any argument of `__call__` that cannot be
+        tracked, given the video's frame size (`VideoReader(video).info.height` / `.width`): nothing
+        to track, points that are not (N, 2) finite pixels inside frame 0, a mask that is not an
+        integer (or boolean) label map of frame 0's size with at least one object, a processing size
+        that is not a positive integer, an output type other than "np" / "pt", a callback that is not
+        callable.
+
+        Cheap: no frame is read and no model runs, and it is a classmethod, so an app can call it
+        before loading the model (`CorrespondencePipeline.check_inputs(info.height, info.width, ...)`).
+        The other arguments are those of `__call__`; `max_frames` and the video itself are checked by
+        `VideoReader`, which also gives the size (`VideoReader(video).info`)."""
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be 'np' or 'pt', got {output_type!r}")
         if points is None and masks is None:
             raise ValueError(
                 "Nothing to track: give `points` (N, 2) and/or `masks` (a label map of frame 0)."
@@ -147,12 +157,19 @@ class CorrespondencePipeline(HueflowPipeline):
             points = np.asarray(points, dtype=np.float32)
             if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:
                 raise ValueError(f"points must be an (N, 2) array of x, y pixels, got shape {points.shape}.")
+            not_finite = ~np.isfinite(points).all(axis=1)
+            if not_finite.any():
+                raise ValueError(
+                    f"{_numbered_points(points, not_finite)}: x and y must be finite numbers of pixels."
+                )
             outside = (
                 (points[:, 0] < 0) | (points[:, 0] >= width) | (points[:, 1] < 0) | (points[:, 1] >= height)
             )
             if outside.any():
+                verb = "lies" if outside.sum() == 1 else "lie"
                 raise ValueError(
-                    f"Points {np.flatnonzero(outside).tolist()} lie outside frame 0 ({width}x{height})."
+                    f"{_numbered_points(points, outside)} {verb} outside frame 0, which is "
+                    f"{width}x{height} px (x from 0 to {width - 1}, y from 0 to {height - 1})."
                 )
         if masks is not None:
             masks = np.asarray(masks)
@@ -162,13 +179,24 @@ class CorrespondencePipeline(HueflowPipeline):
                 raise ValueError(
                     f"masks has shape {masks.shape}, but the video's frames are {height}x{width} (H, W)."
                 )
-            if masks.dtype == bool:
-                masks = masks.astype(np.uint8)
-            if not np.issubdtype(masks.dtype, np.integer):
+            if masks.dtype != bool and not np.issubdtype(masks.dtype, np.integer):
                 raise ValueError(f"masks must hold integer label ids, got dtype {masks.dtype}.")
             if not (masks != 0).any():
                 raise ValueError("masks is empty: label at least one object (non-zero id) on frame 0.")
-        return points, masks
+        if processing_size is not None and (
+            isinstance(processing_size, bool)
+            or not isinstance(processing_size, (int, np.integer))
+            or processing_size < 1
+        ):
+            raise ValueError(
+                f"processing_size must be a positive integer (the short side, in pixels) or None, "
+                f"got {processing_size!r}."
+            )
+        if callback_on_frame_end is not None and not callable(callback_on_frame_end):
+            raise ValueError(
+                "callback_on_frame_end must be callable as fn(pipe, frame_index, callback_kwargs), "
+                f"got {type(callback_on_frame_end).__name__}."
+            )
 
     @torch.no_grad()
     def __call__(
@@ -182,27 +210,41 @@ class CorrespondencePipeline(HueflowPipeline):
         output_path: str | os.PathLike | None = None,
         return_dict: bool = True,
         generator: torch.Generator | None = None,
-        callback_on_frame_end: Callable[[CorrespondencePipeline, int], None] | None = None,
+        callback_on_frame_end: FrameCallback | None = None,
     ):
         """Track `points` and/or the objects of `masks`, both given on frame 0, through `video`.
 
         Args:
             video: a video file, a folder of frames, a list of RGB arrays or PIL images, or an array.
             points: (N, 2) x, y pixel positions on frame 0.
-            masks: (H, W) integer label map of frame 0 (0 = background; one id per object).
+            masks: (H, W) integer label map of frame 0 (0 = background; one id per object); a boolean
+                mask is one object, id 1.
             max_frames: stop after this many frames.
             processing_size: short side the encoder runs at (default from the config).
             output_type: "np" (arrays) or "pt" (tensors).
             output_path: also write an H.264 mp4 of the video with the tracks drawn on it.
             generator: accepted for the common pipeline signature; tracking is deterministic.
-            callback_on_frame_end: called as `fn(pipeline, frame_index)` after each frame.
+            callback_on_frame_end: called as `fn(pipe, frame_index, callback_kwargs)` after each frame
+                (`core.outputs.FrameCallback`), with `callback_kwargs` holding the names of
+                `callback_frame_outputs`: "points", the frame's tracked points (N, 2) float32 x, y
+                pixels, and "masks", its label map (H, W) in the dtype of the output's masks; each None
+                when it is not tracked.
         """
-        if output_type not in ("np", "pt"):
-            raise ValueError(f"output_type must be 'np' or 'pt', got {output_type!r}")
+        # 1. Open the video (the size the inputs are checked against) and check the inputs.
         reader = VideoReader(video, max_frames=max_frames)
         height, width = reader.info.height, reader.info.width
-        points, masks = self._check_inputs(points, masks, height, width)
+        self.check_inputs(height, width, points, masks, processing_size, output_type, callback_on_frame_end)
+
+        # 2. Prepare the labels of frame 0 and the encoder as a feature extractor.
+        if points is not None:
+            points = np.asarray(points, dtype=np.float32)
+        if masks is not None:
+            masks = np.asarray(masks)
+            if masks.dtype == bool:
+                masks = masks.astype(np.uint8)
         extractor = self.feature_extractor(processing_size)
+
+        # 3. Track frame by frame: propagate the labels, draw the overlay, call back.
         tracked_points, tracked_masks = [], []
         with (
             output_writer(output_path, reader.info) as writer,
@@ -213,12 +255,15 @@ class CorrespondencePipeline(HueflowPipeline):
                 if frame_points is not None:
                     tracked_points.append(frame_points)
                 if frame_mask is not None:
-                    tracked_masks.append(frame_mask.astype(masks.dtype, copy=False))
+                    frame_mask = frame_mask.astype(masks.dtype, copy=False)
+                    tracked_masks.append(frame_mask)
                 if writer is not None:
                     writer.write(draw_tracks(frame, frame_points, frame_mask))
                 if callback_on_frame_end is not None:
-                    callback_on_frame_end(self, index)
+                    callback_on_frame_end(self, index, {"points": frame_points, "masks": frame_mask})
                 progress.update()
+
+        # 4. Collect the tracks in the output type.
         if output_path is not None:
             output_path = str(output_path)
         result_points = np.stack(tracked_points) if tracked_points else None
@@ -229,3 +274,12 @@ class CorrespondencePipeline(HueflowPipeline):
         if not return_dict:
             return (result_points, result_masks, output_path)
         return CorrespondenceOutput(points=result_points, masks=result_masks, video_path=output_path)
+
+
+def _numbered_points(points: np.ndarray, chosen: np.ndarray) -> str:
+    """ "Point 2 (80, 10)" / "Points 2 (80, 10) and 5 (-1, 3)": the chosen rows of `points`, numbered
+    from 1 as a user counts them (the app's one point per line)."""
+    rows = [f"{index + 1} ({points[index, 0]:g}, {points[index, 1]:g})" for index in np.flatnonzero(chosen)]
+    if len(rows) == 1:
+        return f"Point {rows[0]}"
+    return f"Points {', '.join(rows[:-1])} and {rows[-1]}"

@@ -1,7 +1,7 @@
 """Train the motion-aware correspondence encoder, self-supervised, with accelerate (CPU, one GPU or
 many: `accelerate launch -m pipelines.correspondence.train ...`).
 
-    python -m pipelines.colorization.train --prepare-data data/colorization    # the offline clips + stills
+    python -m pipelines.data prepare data/colorization    # the offline clips + stills
     python -m pipelines.correspondence.train --data data/colorization --output-dir runs/mer-correspondence
 
 Each step takes clips of `--num-frames` frames (real video and pseudo videos from stills, the same
@@ -28,7 +28,8 @@ from accelerate.utils import set_seed
 
 from ..core.colour import AB_SCALE, luminance_and_ab
 from ..core.flow import luminance_to_u8
-from ..core.training import RunBudget, clip_loader, endless, warmup_cosine_schedule
+from ..core.training import RunBudget, endless, warmup_cosine_schedule
+from ..data.clips import clip_loader
 from .modeling import MotionCorrespondenceEncoder, frame_flows
 from .objective import reconstruction_loss
 from .pipeline import CorrespondencePipeline

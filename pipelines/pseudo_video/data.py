@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..core.video import IMAGE_EXTENSIONS
+from ..data import sources
 
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 
@@ -38,11 +39,7 @@ def digit_images(size: int = 8) -> torch.Tensor:
 
 def offline_photos() -> list[np.ndarray]:
     """The colour photos (H, W, 3) uint8 that scikit-image and scikit-learn ship."""
-    from skimage import data as skimage_data
-    from sklearn.datasets import load_sample_images
-
-    photos = [getattr(skimage_data, name)() for name in SKIMAGE_PHOTOS]
-    photos += list(load_sample_images().images)
+    photos = [sources.skimage_still(name) for name in SKIMAGE_PHOTOS] + sources.sklearn_stills()
     return [np.array(photo[..., :3]) for photo in photos if photo.ndim == 3]  # writable copies
 
 

@@ -8,7 +8,8 @@
 The pipeline holds the generator network and the scheduler that says how frames follow each other
 (see `modeling.py`). All randomness (first frames, latents, posterior noise, mask orders) is drawn on
 the CPU from `generator` for all images up front, so an image depends only on the seed and its
-position, not on `batch_size` or the device.
+position, not on `batch_size` or the device. `pipe.check_inputs(...)` raises every problem with the
+arguments before anything is generated (an app calls it to validate a form).
 """
 
 from __future__ import annotations
@@ -60,9 +61,38 @@ def _to_output(batch: torch.Tensor, output_type: str):
 
 
 class PseudoVideoPipeline(HueflowPipeline):
+    """Images as the last frame of a pseudo video (see the module docstring)."""
+
     def __init__(self, model: PseudoVideoGenerator, scheduler: PseudoVideoScheduler) -> None:
         super().__init__()
         self.register_modules(model=model, scheduler=scheduler)
+
+    def check_inputs(
+        self,
+        num_images: int = 1,
+        generator: torch.Generator | None = None,
+        num_frames: int | None = None,
+        output_type: str = "np",
+        batch_size: int = 256,
+    ) -> None:
+        """Raise a ValueError that says what to change for any argument of `__call__` this pipeline
+        cannot take: `output_type` not one of "pil" / "np" / "pt" ("pil" also needs a model with 1 or 3
+        channels), `num_images` or `batch_size` not a positive integer, `generator` not a CPU
+        `torch.Generator`, `num_frames` not an integer of at least 2 (frame 0 and the image), or other
+        than 2 for the image-only model. Cheap: nothing is generated."""
+        check_output_type(output_type)
+        _positive_int(num_images, "num_images")
+        _positive_int(batch_size, "batch_size")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}.")
+        if generator is not None and generator.device.type != "cpu":
+            raise ValueError("generator must be a CPU torch.Generator (randomness is drawn on the CPU).")
+        if num_frames is not None:
+            _positive_int(num_frames, "num_frames")
+        self.scheduler.levels(num_frames)  # the scheduler's own rule: at least 2; exactly 2 image-only
+        channels = self.model.config.in_channels
+        if output_type == "pil" and channels not in (1, 3):
+            raise ValueError(f"PIL output needs 1 or 3 channels; this model makes {channels}.")
 
     @torch.no_grad()
     def __call__(
@@ -88,22 +118,15 @@ class PseudoVideoPipeline(HueflowPipeline):
             batch_size: images generated at once (memory).
             return_dict: False gives the tuple (images,) or (images, pseudo_videos).
         """
-        check_output_type(output_type)
-        num_images = _positive_int(num_images, "num_images")
-        batch_size = _positive_int(batch_size, "batch_size")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}.")
-        if generator is not None and generator.device.type != "cpu":
-            raise ValueError("generator must be a CPU torch.Generator (randomness is drawn on the CPU).")
-        if num_frames is not None:
-            _positive_int(num_frames, "num_frames")
-        levels = self.scheduler.levels(num_frames)  # validates num_frames for this scheduler
+        # 1. Check the arguments.
+        self.check_inputs(num_images, generator, num_frames, output_type, batch_size)
+        num_images, batch_size = int(num_images), int(batch_size)
+        levels = self.scheduler.levels(num_frames)
         steps = len(levels) - 1
         config = self.model.config
         channels, size = config.in_channels, config.image_size
-        if output_type == "pil" and channels not in (1, 3):
-            raise ValueError(f"PIL output needs 1 or 3 channels; this model makes {channels}.")
 
+        # 2. Draw all randomness up front, on the CPU: an image depends on the seed and its position only.
         shape = (num_images, channels, size, size)
         first = self.scheduler.first_frame(shape, generator)
         latents = torch.randn(steps, num_images, config.latent_dim, generator=generator)
@@ -112,6 +135,7 @@ class PseudoVideoPipeline(HueflowPipeline):
         if self.scheduler.config.kind in ("mask", "mixture"):
             orders = torch.rand(num_images, 1, size, size, generator=generator)
 
+        # 3. Walk the pseudo videos, batch by batch.
         device, dtype = self.device, self.model.dtype
         was_training = self.model.training
         self.model.eval()
@@ -137,6 +161,8 @@ class PseudoVideoPipeline(HueflowPipeline):
                     progress.update()
         finally:
             self.model.train(was_training)
+
+        # 4. The images (last frames) and, when asked for, their pseudo videos in the output type.
         video = torch.cat(videos)  # (N, T, C, H, W) in [0, 1]
         images = _to_output(video[:, -1].contiguous(), output_type)
         pseudo = _to_output(video, output_type) if return_pseudo_video else None

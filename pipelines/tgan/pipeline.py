@@ -9,6 +9,7 @@ Each video comes from one latent z0 ~ U(-1, 1): the temporal generator makes its
 the image generator renders the frames. `num_frames` other than the trained length samples the
 per-frame latents at fractional times (frame interpolation); `interpolate` walks z0 linearly from
 one seed's latent to another's, and its end points are exactly those seeds' videos.
+`pipe.check_inputs(...)` raises every problem with the arguments before anything is generated.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def _positive_int(value, name: str) -> int:
 
 
 class TGANPipeline(HueflowPipeline):
+    """Short videos from seeds with a temporal GAN (see the module docstring)."""
+
     def __init__(
         self, temporal_generator: TGANTemporalGenerator, image_generator: TGANImageGenerator
     ) -> None:
@@ -82,21 +85,54 @@ class TGANPipeline(HueflowPipeline):
             ]
         )
 
-    def _check_interpolate(self, interpolate, num_videos: int) -> tuple[int, int, int]:
-        if num_videos != 1:
-            raise ValueError(
-                "interpolate=(seed_a, seed_b, steps) makes `steps` videos: leave num_videos at 1."
-            )
-        if not isinstance(interpolate, (tuple, list)) or len(interpolate) != 3:
-            raise ValueError(f"interpolate must be (seed_a, seed_b, steps), got {interpolate!r}.")
-        seed_a, seed_b, steps = interpolate
-        for seed, name in ((seed_a, "seed_a"), (seed_b, "seed_b")):
-            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-                raise ValueError(f"interpolate's {name} must be a non-negative integer, got {seed!r}.")
-        steps = _positive_int(steps, "interpolate's steps")
-        if steps < 2:
-            raise ValueError(f"interpolate's steps must be at least 2 (the two end points), got {steps}.")
-        return int(seed_a), int(seed_b), steps
+    def check_inputs(
+        self,
+        num_videos: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        num_frames: int | None = None,
+        output_type: str = "np",
+        interpolate: tuple[int, int, int] | None = None,
+        latents: torch.Tensor | None = None,
+        batch_size: int = 16,
+    ) -> None:
+        """Raise a ValueError that says what to change for any argument of `__call__` this pipeline
+        cannot take: `output_type` not one of "pil" / "np" / "pt" ("pil" also needs 1 or 3 channels),
+        `num_videos`, `batch_size` or `num_frames` not a positive integer, `interpolate` not
+        (seed_a, seed_b, steps) with non-negative integer seeds and at least 2 steps (and num_videos
+        left at 1), both `interpolate` and `latents`, `latents` not of shape (num_videos, z_slow_dim), a
+        list of generators that does not hold one per video (when z0 is drawn). Cheap: nothing is
+        generated."""
+        check_output_type(output_type)
+        channels = self.image_generator.config.out_channels
+        if output_type == "pil" and channels not in (1, 3):
+            raise ValueError(f"PIL output needs 1 or 3 channels; this model makes {channels}.")
+        _positive_int(num_videos, "num_videos")
+        _positive_int(batch_size, "batch_size")
+        if interpolate is not None:
+            if latents is not None:
+                raise ValueError("Give either interpolate or latents, not both.")
+            if num_videos != 1:
+                raise ValueError(
+                    "interpolate=(seed_a, seed_b, steps) makes `steps` videos: leave num_videos at 1."
+                )
+            if not isinstance(interpolate, (tuple, list)) or len(interpolate) != 3:
+                raise ValueError(f"interpolate must be (seed_a, seed_b, steps), got {interpolate!r}.")
+            seed_a, seed_b, steps = interpolate
+            for seed, name in ((seed_a, "seed_a"), (seed_b, "seed_b")):
+                if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+                    raise ValueError(f"interpolate's {name} must be a non-negative integer, got {seed!r}.")
+            if _positive_int(steps, "interpolate's steps") < 2:
+                raise ValueError(f"interpolate's steps must be at least 2 (the two end points), got {steps}.")
+        elif latents is not None:
+            z_dim = self.temporal_generator.config.z_slow_dim
+            if tuple(np.shape(latents)) != (num_videos, z_dim):
+                raise ValueError(
+                    f"latents must have shape ({num_videos}, {z_dim}), got {tuple(np.shape(latents))}."
+                )
+        elif isinstance(generator, list) and len(generator) != num_videos:
+            raise ValueError(f"Got {len(generator)} generators for {num_videos} videos; pass one per video.")
+        if num_frames is not None:
+            _positive_int(num_frames, "num_frames")
 
     @torch.no_grad()
     def __call__(
@@ -126,33 +162,27 @@ class TGANPipeline(HueflowPipeline):
             batch_size: videos rendered at once (memory).
             return_dict: False gives the tuple (frames,).
         """
-        check_output_type(output_type)
-        channels = self.image_generator.config.out_channels
-        if output_type == "pil" and channels not in (1, 3):
-            raise ValueError(f"PIL output needs 1 or 3 channels; this model makes {channels}.")
-        num_videos = _positive_int(num_videos, "num_videos")
-        batch_size = _positive_int(batch_size, "batch_size")
+        # 1. Check the arguments.
+        self.check_inputs(num_videos, generator, num_frames, output_type, interpolate, latents, batch_size)
+        num_videos, batch_size = int(num_videos), int(batch_size)
+
+        # 2. z0 of every video: on the path between two seeds' latents, given, or drawn.
         z_dim = self.temporal_generator.config.z_slow_dim
-        trained_frames = self.temporal_generator.config.frames
         if interpolate is not None:
-            if latents is not None:
-                raise ValueError("Give either interpolate or latents, not both.")
-            seed_a, seed_b, steps = self._check_interpolate(interpolate, num_videos)
+            seed_a, seed_b, steps = (int(value) for value in interpolate)
             end_points = self.seed_latents([seed_a, seed_b])
             weights = torch.linspace(0, 1, steps)[:, None]
             z_slow = torch.lerp(end_points[:1], end_points[1:], weights)  # (steps, z_dim)
         elif latents is not None:
             z_slow = torch.as_tensor(latents, dtype=torch.float32)
-            if z_slow.shape != (num_videos, z_dim):
-                raise ValueError(
-                    f"latents must have shape ({num_videos}, {z_dim}), got {tuple(z_slow.shape)}."
-                )
         else:
             z_slow = sample_slow_latents(num_videos, z_dim, generator)
-        num_frames = trained_frames if num_frames is None else _positive_int(num_frames, "num_frames")
+        trained_frames = self.temporal_generator.config.frames
+        num_frames = trained_frames if num_frames is None else int(num_frames)
         # Other lengths sample the per-frame latents at evenly spaced fractional times over the same span.
         times = None if num_frames == trained_frames else torch.linspace(0, trained_frames - 1, num_frames)
 
+        # 3. Render the videos, batch by batch.
         device, dtype = self.device, self.image_generator.dtype
         chunks = []
         with evaluation_mode(self.temporal_generator, self.image_generator):
@@ -167,6 +197,8 @@ class TGANPipeline(HueflowPipeline):
                     )  # (b, T, C, H, W) in [-1, 1]
                     chunks.append(((videos.float() + 1) / 2).clamp(0, 1).cpu())
                     progress.update()
+
+        # 4. The frames in the output type.
         videos = torch.cat(chunks)  # (V, T, C, H, W) in [0, 1]
         if output_type == "pt":
             frames = videos

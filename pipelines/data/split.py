@@ -1,0 +1,190 @@
+"""The two ways the offline sources are split between training and evaluation.
+
+**Within-clip time split** (what the current checkpoints were trained and evaluated with): every clip
+is cut in time; training sees its first 70 % (`holdout_start`), the evaluations score its last 30 %
+(`load_holdout_tail`), and `load_holdout_tail(validation=True)` gives the frames just before that
+tail for choosing inference settings. Training and test frames are different frames of the *same*
+scenes, so these numbers measure generalization to new moments of seen scenes, not to new scenes.
+The stills are not split at all (training uses every one).
+
+**Scene split** (`split_of`, `sources_in`, `scenes`): every source scene — each offline video, each
+still, with the stills that show one scene (two views, a stereo pair, a photo and its edit) grouped
+by `SHARED_SCENES` — belongs to exactly one of "train", "validation", "test": the scenes named in
+`VALIDATION_SCENES` or `TEST_SCENES`, and every other scene is "train" (a new source can only add
+training data, never leak into an evaluation). `python -m pipelines.data prepare DIR --split scenes`
+exports the training scenes only, whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from ..core.video import VideoReader
+from . import sources
+from .images import resize_short_side
+
+# -- within-clip time split ---------------------------------------------------------------------------
+
+HOLDOUT_FRACTION = 0.3  # the last 30 % of every clip is held out of training
+MAX_SHORT_SIDE = 480  # held-out frames are downscaled to at most this short side (cv2 area averaging)
+
+
+def holdout_start(num_frames: int, holdout_fraction: float = HOLDOUT_FRACTION) -> int:
+    """First frame index of a clip's held-out tail (at least one frame is held out)."""
+    return num_frames - max(1, int(round(num_frames * holdout_fraction)))
+
+
+def load_holdout_tail(
+    path: Path, max_frames: int | None, validation: bool = False
+) -> tuple[list[np.ndarray], dict]:
+    """The colour frames of a clip's held-out tail (at most `max_frames`, downscaled to a short side of
+    `MAX_SHORT_SIDE` if larger) and their description (source, frame range, sizes) for the report. With
+    `validation`, the `max_frames` frames just before the tail instead: training saw them, so they can
+    choose inference settings without looking at the test frames.
+
+    The tail starts at `holdout_start(len(reader))`, the same split `export.export_offline_data` trains
+    with. `len()` is the container's frame count, which can exceed what actually decodes (tree.avi claims
+    444 frames and decodes 68): then training saw the whole clip, the tail is empty and the clip cannot be
+    evaluated.
+    """
+    reader = VideoReader(path)
+    num_frames = len(reader)
+    start = end = holdout_start(num_frames, HOLDOUT_FRACTION)
+    if validation:
+        start = max(0, end - (max_frames or end))
+    else:
+        end = None
+    frames = []
+    decoded = 0
+    for index, frame in enumerate(reader):  # decode from the start: containers seek only to keyframes
+        decoded = index + 1
+        if index < start:
+            continue
+        if end is not None and index >= end:
+            break
+        if max_frames is not None and len(frames) >= max_frames:
+            break
+        frames.append(resize_short_side(frame, MAX_SHORT_SIDE))
+    width, height = reader.info.width, reader.info.height
+    if frames:
+        height, width = frames[0].shape[:2]
+    info = {
+        "name": path.name,
+        "path": str(path),
+        "num_frames": num_frames,
+        "start": start,
+        "frames": len(frames),
+        "source_size": [reader.info.width, reader.info.height],
+        "eval_size": [width, height],
+        "downscaled": (width, height) != (reader.info.width, reader.info.height),
+    }
+    if not frames:
+        info["decoded_frames"] = decoded
+    return frames, info
+
+
+def heldout_frame(path: Path) -> np.ndarray | None:
+    """The frame in the middle of a clip's held-out tail, at full size (None if the tail does not decode)."""
+    reader = VideoReader(path)
+    start = holdout_start(len(reader), HOLDOUT_FRACTION)
+    target = (start + len(reader)) // 2
+    for index, frame in enumerate(reader):
+        if index == target:
+            return frame
+    return None
+
+
+# -- scene split --------------------------------------------------------------------------------------
+
+SPLITS = ("train", "validation", "test")
+
+# Stills that show one scene: two views of it, a stereo pair, a photo and an edit of it. Scene name ->
+# its sources. Every other source is a scene of its own, named as the source.
+SHARED_SCENES: dict[str, tuple[str, ...]] = {
+    "opencv_aero": ("opencv_aero1", "opencv_aero3"),
+    "opencv_aloe": ("opencv_aloeL", "opencv_aloeR"),
+    "opencv_basketball": ("opencv_basketball1", "opencv_basketball2"),
+    "opencv_Blender_Suzanne": ("opencv_Blender_Suzanne1", "opencv_Blender_Suzanne2"),
+    "opencv_box": ("opencv_box", "opencv_box_in_scene"),
+    "opencv_ela": ("opencv_ela_original", "opencv_ela_modified"),
+    "opencv_graf": ("opencv_graf1", "opencv_graf3"),
+    "opencv_imageText": ("opencv_imageTextN", "opencv_imageTextR"),
+    "opencv_left_right": ("opencv_left", "opencv_right"),
+    "opencv_leuven": ("opencv_leuvenA", "opencv_leuvenB"),
+    "opencv_logo": ("opencv_opencv-logo", "opencv_opencv-logo-white"),
+    "opencv_rubberwhale": ("opencv_rubberwhale1", "opencv_rubberwhale2"),
+}
+
+# Chosen by hand for variety (people, animals, vehicles, food, buildings, textures; static and moving
+# cameras); every scene not named here is "train".
+VALIDATION_SCENES = (
+    "Megamind",  # animated film, moving camera
+    "skimage_coffee",
+    "opencv_aero",
+    "opencv_home",
+    "opencv_orange",
+    "opencv_rubberwhale",
+    "opencv_HappyFish",
+)
+TEST_SCENES = (
+    "bikes",  # cyclists, panning camera
+    "vtest",  # pedestrians, static camera
+    "skimage_chelsea",
+    "skimage_rocket",
+    "sklearn_1",  # flower.jpg
+    "opencv_baboon",
+    "opencv_butterfly",
+    "opencv_fruits",
+    "opencv_graf",
+    "opencv_leuven",
+    "opencv_messi5",
+    "opencv_squirrel_cls",
+    sources.STEREO_NAME,  # the motorcycle stereo pair: evaluation only, never exported
+)
+
+_SCENE_OF_SOURCE = {source: scene for scene, members in SHARED_SCENES.items() for source in members}
+
+
+def scene_of(source: str) -> str:
+    """The scene a source shows (its own name unless `SHARED_SCENES` groups it with others)."""
+    return _SCENE_OF_SOURCE.get(source, source)
+
+
+def split_of_scene(scene: str) -> str:
+    """ "validation" or "test" for the scenes named in those tables, "train" for every other scene."""
+    if scene in VALIDATION_SCENES:
+        return "validation"
+    if scene in TEST_SCENES:
+        return "test"
+    return "train"
+
+
+def split_of(source: str) -> str:
+    """The split of a source (a video's stem or a still's name): the split of its scene."""
+    return split_of_scene(scene_of(source))
+
+
+def source_names() -> list[str]:
+    """Every offline source on this machine: the videos, the usable stills and the stereo pair."""
+    videos = [sources.video_name(path) for path in sources.offline_video_paths()]
+    stills = [name for name, _ in sources.offline_stills()]
+    return videos + stills + [sources.STEREO_NAME]
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+
+
+def sources_in(split: str, names: Iterable[str] | None = None) -> list[str]:
+    """The sources of `split`, in order, among `names` (default: every source on this machine)."""
+    _check_split(split)
+    return [name for name in (source_names() if names is None else names) if split_of(name) == split]
+
+
+def scenes(split: str, names: Iterable[str] | None = None) -> list[str]:
+    """The scenes of `split` (sorted) that the sources `names` (default: every source here) show."""
+    return sorted({scene_of(name) for name in sources_in(split, names)})

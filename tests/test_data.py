@@ -1,0 +1,209 @@
+"""Tests for pipelines.data: the splits, the export, the image helpers and the training clips.
+
+Sources are tiny synthetic videos and stills put in place of the real list (monkeypatching
+`pipelines.data.sources`), except where reading the real ones is cheap."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.core.video import write_video
+from pipelines.data import export, sources, split
+from pipelines.data.__main__ import main as data_cli
+from pipelines.data.clips import TrainingClips
+from pipelines.data.images import load_rgb, resize_short_side
+from pipelines.data.split import load_holdout_tail
+
+# ------------------------------------------------------------------------------------------- scene split
+
+
+def test_split_tables_name_each_scene_once():
+    assert not set(split.VALIDATION_SCENES) & set(split.TEST_SCENES)
+    assert len(set(split.VALIDATION_SCENES)) == len(split.VALIDATION_SCENES)
+    assert len(set(split.TEST_SCENES)) == len(split.TEST_SCENES)
+    members = [source for group in split.SHARED_SCENES.values() for source in group]
+    assert len(members) == len(set(members)), "a source grouped into two scenes"
+
+
+@pytest.fixture(scope="module")
+def real_source_names() -> list[str]:
+    return split.source_names()  # decodes every still once (a few seconds)
+
+
+def test_every_source_here_is_in_exactly_one_split(real_source_names):
+    names = real_source_names
+    assert len(names) == len(set(names))
+    by_split = {name: split.sources_in(name, names) for name in split.SPLITS}
+    assert sorted(sum(by_split.values(), [])) == sorted(names)  # every source, once
+    scenes = {name: set(split.scenes(name, names)) for name in split.SPLITS}
+    assert not scenes["train"] & scenes["validation"]
+    assert not scenes["train"] & scenes["test"]
+    assert not scenes["validation"] & scenes["test"]
+    # Every scene the tables name for evaluation is present on this machine, so the tables stay in step
+    # with the sources (a renamed source would otherwise drop silently into "train").
+    assert scenes["validation"] == set(split.VALIDATION_SCENES)
+    assert scenes["test"] == set(split.TEST_SCENES)
+    assert scenes["train"]
+
+
+def test_views_of_one_scene_share_a_split():
+    for scene, members in split.SHARED_SCENES.items():
+        assert {split.split_of(source) for source in members} == {split.split_of_scene(scene)}
+    assert split.split_of("opencv_graf1") == split.split_of("opencv_graf3") == "test"
+    assert split.split_of("a_new_source_nobody_listed") == "train"
+
+
+def test_unknown_split_is_an_error():
+    with pytest.raises(ValueError, match="split must be one of"):
+        split.sources_in("holdout", ["bikes"])
+
+
+# ------------------------------------------------------------------------------------------- time split
+
+
+def test_validation_segment_is_the_frames_just_before_the_held_out_tail(tmp_path):
+    """Each frame is a flat grey whose level is its index, so the decoded frames say where they came from."""
+    levels = [8 * index for index in range(20)]
+    path = tmp_path / "levels.mp4"
+    write_video([np.full((32, 48, 3), level, np.uint8) for level in levels], path, fps=10)
+
+    def decoded_levels(frames):
+        return [int(np.round(frame.mean() / 8)) for frame in frames]
+
+    tail, info = load_holdout_tail(path, max_frames=4)
+    assert info["start"] == 14 and decoded_levels(tail) == [14, 15, 16, 17]  # 20 - round(0.3 * 20)
+    validation, info = load_holdout_tail(path, max_frames=4, validation=True)
+    assert info["start"] == 10 and decoded_levels(validation) == [10, 11, 12, 13]
+    everything_before, _ = load_holdout_tail(path, max_frames=None, validation=True)
+    assert decoded_levels(everything_before) == list(range(14))
+
+
+def test_holdout_start_keeps_at_least_one_frame_out():
+    assert split.holdout_start(20) == 14
+    assert split.holdout_start(2) == 1
+    assert split.holdout_start(1) == 0
+
+
+# ------------------------------------------------------------------------------------------- export
+
+
+def colour_image(height: int, width: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def tiny_sources(tmp_path, monkeypatch):
+    """Videos of 10 frames and stills named as real sources of each split, in place of the real list."""
+    video_dir = tmp_path / "videos"
+    video_dir.mkdir()
+    videos = []
+    for name in ("bigbuckbunny", "Megamind", "vtest"):  # train, validation, test
+        path = video_dir / f"{name}.mp4"
+        write_video([colour_image(64, 80, index) for index in range(10)], path, fps=10)
+        videos.append(path)
+    stills = [
+        ("skimage_astronaut", colour_image(120, 100, 1)),  # train
+        ("opencv_aero1", colour_image(120, 100, 2)),  # validation (scene opencv_aero)
+        ("skimage_chelsea", colour_image(120, 100, 3)),  # test
+        ("opencv_left", colour_image(120, 100, 4)),  # train (scene opencv_left_right)
+    ]
+    monkeypatch.setattr(sources, "offline_video_paths", lambda: list(videos))
+    monkeypatch.setattr(sources, "offline_stills", lambda: list(stills))
+    return videos, stills
+
+
+def exported(out: Path) -> tuple[dict[str, int], set[str]]:
+    clips = {path.name: len(list(path.iterdir())) for path in (out / "clips").iterdir()}
+    stills = {path.stem for path in (out / "stills").iterdir()}
+    return clips, stills
+
+
+def test_scene_export_writes_only_training_scenes_whole(tiny_sources, tmp_path):
+    out = export.export_offline_data(tmp_path / "scenes", short_side=48, split="scenes")
+    clips, stills = exported(out)
+    assert clips == {"bigbuckbunny": 10}  # the whole clip: no held-out tail in the scene split
+    assert stills == {"skimage_astronaut", "opencv_left"}
+    for name in list(clips) + list(stills):
+        assert split.split_of(name) == "train"
+
+
+def test_time_export_writes_every_source_without_its_tail(tiny_sources, tmp_path):
+    out = export.export_offline_data(tmp_path / "time", short_side=48)
+    clips, stills = exported(out)
+    assert clips == {"bigbuckbunny": 7, "Megamind": 7, "vtest": 7}  # 10 - round(0.3 * 10)
+    assert stills == {name for name, _ in tiny_sources[1]}
+    frame = load_rgb(out / "clips" / "vtest" / "00000.jpg")
+    assert frame.shape == (48, 60, 3)  # short side 64 -> 48, aspect kept
+
+
+def test_prepare_command_passes_the_split(tiny_sources, tmp_path, capsys):
+    data_cli(["prepare", str(tmp_path / "cli"), "--split", "scenes", "--short-side", "48"])
+    assert "wrote" in capsys.readouterr().out
+    clips, stills = exported(tmp_path / "cli")
+    assert set(clips) == {"bigbuckbunny"} and stills == {"skimage_astronaut", "opencv_left"}
+
+
+def test_training_clips_read_the_export(tiny_sources, tmp_path):
+    out = export.export_offline_data(tmp_path / "clips", short_side=48, split="scenes")
+    dataset = TrainingClips([out], num_frames=3, size=32, samples_per_epoch=4)
+    assert len(dataset.clips) == 1 and len(dataset.stills) == 2
+    clip = dataset[0]
+    assert clip.shape == (3, 3, 32, 32) and 0 <= float(clip.min()) and float(clip.max()) <= 1
+
+
+# ------------------------------------------------------------------------------------------- images
+
+
+def test_resize_short_side_keeps_small_images_unless_asked_to_upscale():
+    image = colour_image(30, 40, 0)
+    assert resize_short_side(image, 60) is image
+    assert resize_short_side(image, 60, upscale=True).shape == (60, 80, 3)
+    assert resize_short_side(image, 15).shape == (15, 20, 3)
+    assert resize_short_side(image, 15, method="pil_bicubic").shape == (15, 20, 3)
+    with pytest.raises(ValueError, match="method"):
+        resize_short_side(image, 15, method="nearest")
+
+
+def test_area_resize_averages_when_shrinking():
+    image = np.zeros((4, 4, 3), np.uint8)
+    image[::2, ::2] = 200  # one bright pixel in every 2x2 block
+    assert np.all(resize_short_side(image, 2) == 50)
+
+
+def test_real_sources_are_named_by_package(real_source_names):
+    assert {"bikes", "skimage_astronaut", "sklearn_0", "opencv_aero1", "skimage_motorcycle"} <= set(
+        real_source_names
+    )
+    assert "skimage_hubble_deep_field" not in real_source_names  # too grey to teach colour
+
+
+def test_usable_stills_are_colour_rgb_and_large_enough():
+    assert sources.usable_still(colour_image(96, 120, 0))
+    assert not sources.usable_still(colour_image(95, 120, 0))  # too small
+    assert not sources.usable_still(np.repeat(colour_image(100, 120, 0)[..., :1], 3, axis=2))  # grey
+    assert not sources.usable_still(colour_image(100, 120, 0)[..., 0])  # one channel
+
+
+# ------------------------------------------------------------------------------------------- layering
+
+
+def test_core_and_data_import_no_system():
+    """Arrows point down: systems use `core` and `data`; `data` uses `core`; neither imports a system."""
+    systems = {"colorization", "appearance", "correspondence", "pseudo_video", "tgan"}
+    package = Path(__file__).resolve().parents[1] / "pipelines"
+    for layer, forbidden in (("core", systems | {"data"}), ("data", systems)):
+        for path in (package / layer).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    if node.level >= 2:  # from ..x import
+                        target = node.module.split(".")[0]
+                    elif node.level == 0 and node.module.startswith("pipelines."):
+                        target = node.module.split(".")[1]
+                    else:
+                        continue
+                    assert target not in forbidden, f"{layer}/{path.name} imports {node.module}"
