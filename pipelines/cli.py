@@ -11,25 +11,26 @@ DEFAULT_COLORIZATION_MODEL = REPO_ROOT / "checkpoints" / "colormnet-lite"
 DEFAULT_APPEARANCE_MODEL = REPO_ROOT / "checkpoints" / "zero2hero-lite"
 
 
-def colorize(args: argparse.Namespace) -> int:
+def load_pipeline(pipeline_class, args: argparse.Namespace):
+    """`--model` loaded and moved to `--device` (default: cuda when available)."""
     import torch
 
-    from .colorization import ColorMNetPipeline
-    from .core.video import VideoReader
+    pipe = pipeline_class.from_pretrained(args.model)
+    return pipe.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
-    if args.exemplar_frame and len(args.exemplar_frame) != len(args.exemplar):
-        raise SystemExit(
-            f"error: {len(args.exemplar)} --exemplar but {len(args.exemplar_frame)} --exemplar-frame; "
-            "give one frame index per exemplar (use -1 for a free reference photo)"
-        )
+
+def colorize(args: argparse.Namespace) -> int:
+    from .colorization import ColorMNetPipeline
+    from .core.video import VideoReader, load_image
+
+    # Open the video once and check the request with the pipeline's own rules before loading the model.
+    reader = VideoReader(args.input, max_frames=args.max_frames)
+    exemplars = [load_image(path) for path in args.exemplar]  # decoded once, for the check and the call
     frames = [None if index < 0 else index for index in args.exemplar_frame] if args.exemplar_frame else None
-    VideoReader(args.input)  # fail on a bad input before spending time on loading the model
-    pipe = ColorMNetPipeline.from_pretrained(args.model)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pipe.to(device)
-    result = pipe(
-        args.input,
-        exemplars=args.exemplar,
+    ColorMNetPipeline.check_inputs(len(reader), exemplars, frames, args.processing_size)
+    result = load_pipeline(ColorMNetPipeline, args)(
+        reader,
+        exemplars=exemplars,
         exemplar_frames=frames,
         processing_size=args.processing_size,
         max_frames=args.max_frames,
@@ -42,17 +43,19 @@ def colorize(args: argparse.Namespace) -> int:
 
 
 def transfer(args: argparse.Namespace) -> int:
-    import torch
-
     from .appearance import ZeroToHeroPipeline
-    from .core.video import VideoReader
+    from .core.video import VideoReader, load_image
 
-    VideoReader(args.input)  # fail on a bad input before spending time on loading the model
-    pipe = ZeroToHeroPipeline.from_pretrained(args.model)
-    pipe.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    result = pipe(
-        args.input,
-        edited_frame=args.edited_frame,
+    # Open the video once and check the request with the pipeline's own rules before loading the model (its
+    # warnings, such as a resized edited frame, come from the call itself).
+    reader = VideoReader(args.input, max_frames=args.max_frames)
+    edited = load_image(args.edited_frame)  # decoded once, for the check and the call
+    ZeroToHeroPipeline.check_inputs(
+        reader.info, edited, args.frame_index, args.max_frames, args.finetune_steps, output_type=None
+    )
+    result = load_pipeline(ZeroToHeroPipeline, args)(
+        reader,
+        edited_frame=edited,
         frame_index=args.frame_index,
         use_restorer=not args.no_restorer,
         finetune_steps=args.finetune_steps,

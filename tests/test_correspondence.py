@@ -3,6 +3,7 @@ propagation and `CorrespondencePipeline` (tiny configs; the embedded model for r
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from pipelines import CorrespondencePipeline
 from pipelines.core.backbones import available_backbones, build_backbone, register_backbone
@@ -21,6 +23,7 @@ from pipelines.correspondence.modeling import camera_motion, frame_flows
 from pipelines.correspondence.objective import adaptive_weights, kmeans, multi_cluster_sample, uniform_sample
 from pipelines.correspondence.propagation import track
 from pipelines.correspondence.train import clip_flows, clip_loss, drop_colour
+from pipelines.correspondence.train import main as train_main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EMBEDDED = REPO_ROOT / "checkpoints" / "mer-correspondence"
@@ -236,6 +239,24 @@ def test_training_steps_decrease_the_loss_on_a_fixed_batch(switches):
     with torch.no_grad():
         after = loss_now(0).item()
     assert after < 0.8 * before
+
+
+def test_cli_trains_resumes_and_records_its_arguments(tmp_path):
+    stills = tmp_path / "data" / "stills"
+    stills.mkdir(parents=True)
+    for seed in range(2):
+        Image.fromarray(textured_image(48, 48, seed)).save(stills / f"still{seed}.png")
+    tiny = ["--data", str(tmp_path / "data"), "--output-dir", str(tmp_path / "run"), "--no-backbone"]
+    tiny += ["--size", "32", "--batch-size", "1", "--num-frames", "2", "--num-workers", "0"]
+    train_main([*tiny, "--steps", "2", "--max-minutes", "1"])
+    state = tmp_path / "run" / "training_state" / "step.json"
+    assert json.loads(state.read_text())["step"] == 2
+    train_main([*tiny, "--steps", "3", "--resume"])
+    saved = json.loads(state.read_text())
+    assert saved["step"] == 3
+    assert saved["args"]["steps"] == 3 and saved["args"]["resume"] and saved["args"]["no_backbone"]
+    loaded = CorrespondencePipeline.from_pretrained(tmp_path / "run")
+    assert loaded.encoder.config.backbone is None
 
 
 def test_switches_are_saved_with_the_model(tmp_path):

@@ -15,6 +15,7 @@ from PIL import Image
 from test_colorization import _mux_sine_audio
 
 from pipelines import ColorMNetPipeline, PretrainedLoadError
+from pipelines.cli import main as cli_main
 from pipelines.core.hub import resolve_pretrained_path
 from pipelines.core.video import write_video
 
@@ -113,6 +114,22 @@ def test_cli_reports_bad_input_without_a_traceback(saved_tiny, tmp_path):
         result.stderr.startswith("error:") and "corrupt" in result.stderr and "Traceback" not in result.stderr
     )
     assert not out.exists()
+
+
+def test_cli_checks_a_request_with_the_pipelines_rules_before_loading_a_model(tmp_path, capsys):
+    clip = make_colour_clip(num_frames=8, height=48, width=64)
+    source = tmp_path / "clip.mp4"
+    write_video(clip, source, fps=8)
+    exemplar = tmp_path / "exemplar.png"
+    Image.fromarray(clip[0]).save(exemplar)
+    common = ["-o", str(tmp_path / "out.mp4"), "--model", str(tmp_path / "no-model")]  # never loaded
+    two_exemplars = ["--exemplar", str(exemplar), "--exemplar", str(exemplar), "--exemplar-frame", "0"]
+    assert cli_main(["colorize", str(source), *two_exemplars, *common]) == 2
+    assert capsys.readouterr().err.startswith("error: Got 2 exemplars but 1 exemplar_frames")
+    edit = ["--edited-frame", str(exemplar), "--frame-index", "5", "--max-frames", "4"]
+    assert cli_main(["transfer", str(source), *edit, *common]) == 2
+    assert capsys.readouterr().err.startswith("error: frame_index 5 is out of range")
+    assert not (tmp_path / "out.mp4").exists()
 
 
 def test_publish_dry_run_lists_files_and_renders_the_card(saved_tiny, tmp_path):

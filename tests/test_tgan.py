@@ -256,7 +256,9 @@ def test_cli_trains_logs_resumes_and_saves_a_loadable_pipeline(tmp_path):
     main(["--output-dir", str(tmp_path), "--steps", "3", "--clipping", "weight", "--resume", *TINY_CLI])
     log = [json.loads(line) for line in (tmp_path / "training_log.jsonl").read_text().splitlines()]
     assert [record["step"] for record in log] == [1, 2, 3]
-    assert json.loads((tmp_path / "training_state" / "step.json").read_text())["step"] == 3
+    saved = json.loads((tmp_path / "training_state" / "step.json").read_text())
+    assert saved["step"] == 3
+    assert saved["args"]["clipping"] == "weight" and saved["args"]["temporal_channels"] == [8, 8]
 
 
 # --- pipeline -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pipelines.core.video import (
     VideoInputError,
     VideoReader,
     VideoWriter,
+    as_video_reader,
     is_grayscale_image,
     load_image,
     write_video,
@@ -435,3 +436,17 @@ def test_is_grayscale_image():
     assert not is_grayscale_image(colour)
     # Differences are computed without uint8 wrap-around.
     assert not is_grayscale_image(np.array([[[0, 255, 0]]], np.uint8))
+
+
+def test_as_video_reader_reuses_an_open_reader(tmp_path, monkeypatch):
+    out = write_video(make_frames(6), tmp_path / "v.mp4", fps=10)
+    opened = VideoReader(out, max_frames=5)
+    opens = []
+    monkeypatch.setattr(av, "open", lambda *a, _open=av.open, **k: opens.append(a) or _open(*a, **k))
+    limited = as_video_reader(opened, max_frames=3)
+    assert opens == []  # not opened again to be checked
+    assert len(limited) == 3 and len(list(limited)) == 3 and len(opens) == 1  # one pass, one decode
+    assert opened.max_frames == 5 and len(as_video_reader(opened, max_frames=9)) == 5  # caller's unchanged
+    assert len(as_video_reader(out, max_frames=2)) == 2
+    with pytest.raises(VideoInputError, match="max_frames"):
+        as_video_reader(opened, max_frames=0)

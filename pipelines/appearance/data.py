@@ -21,13 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import PIL.Image
 import torch
 from torch.utils.data import Dataset
 
 from ..core.colour import lab_to_rgb, rgb_to_lab
 from ..core.resize import resize
 from ..core.video import IMAGE_EXTENSIONS
+from ..data.images import load_rgb, to_tensor
 from .finetune import random_proxy_clip
 
 EDIT_KINDS = ("colour_range", "region", "grade", "texture")
@@ -146,15 +146,9 @@ def photometric_jitter(image: torch.Tensor, rng: random.Random) -> torch.Tensor:
 # -- proxy pairs of offline photos ------------------------------------------------------------------
 
 
-def load_rgb(path: Path) -> torch.Tensor:
-    """(3, H, W) float in [0, 1]."""
-    array = np.asarray(PIL.Image.open(path).convert("RGB")).copy()
-    return torch.from_numpy(array).permute(2, 0, 1).float() / 255.0
-
-
 class ProxyPairs(Dataset):
     """Proxy clips of random edits of the images under `roots` (any image file, searched recursively:
-    the stills and clip frames that `python -m pipelines.colorization.train --prepare-data` exports).
+    the stills and clip frames that `python -m pipelines.data prepare DIR` exports).
     With `jitter_probability`, a clip's later frames change their light (`photometric_jitter`), the same
     edit applied to each. Items: (original, edited), each (T, 3, size, size); frame 0 is the anchor."""
 
@@ -188,7 +182,7 @@ class ProxyPairs(Dataset):
         return self.samples_per_epoch
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = load_rgb(random.choice(self.paths))
+        image = to_tensor(load_rgb(random.choice(self.paths)))  # (3, H, W) in [0, 1]
         if min(image.shape[-2:]) > 2 * self.size:  # the camera window is 45-90 % of the short side
             scale = 2 * self.size / min(image.shape[-2:])
             image = resize(image[None], (round(image.shape[1] * scale), round(image.shape[2] * scale)))[0]

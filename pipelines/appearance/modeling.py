@@ -21,7 +21,8 @@ blurs frame after frame; where even the re-anchored match fails, the attention's
 instead. Where the edit changed nothing the colour map and remainder are exactly zero, so the output is
 exactly the input.
 
-Features come from `AppearanceFeatureEncoder`: a frozen backbone of `core/backbones.py`; by default
+Features come from `AppearanceFeatureEncoder`: a frozen backbone from the registry in `core/backbones.py`
+(`build_backbone`); by default
 hueflow's motion-aware correspondence encoder at stride 4 (weights from checkpoints/mer-correspondence),
 or any backbone's stride-8 features.
 
@@ -87,7 +88,7 @@ class ZeroStageConfig:
 
 
 class AppearanceFeatureEncoder(ModelMixin, ConfigMixin):
-    """Luminance -> L2-normalized matching features, from a frozen backbone of `core/backbones.py`.
+    """Luminance -> L2-normalized matching features, from a frozen registered backbone (`build_backbone`).
 
     `feature_stride=4` is available with the "mer-correspondence" backbone (its encoder's own grid);
     every backbone gives stride 8 (the backbone's "stride8" map)."""

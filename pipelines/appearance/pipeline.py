@@ -33,7 +33,7 @@ from ..core.colour import apply_colour_lookup, frame_to_tensor, tensor_to_frame
 from ..core.hub import HueflowPipeline
 from ..core.outputs import FrameCallback, VideoPipelineOutput, check_output_type, frames_to_output
 from ..core.resize import processing_shape, resize
-from ..core.video import VideoInfo, VideoReader, load_image, output_writer
+from ..core.video import VideoInfo, VideoReader, as_video_reader, load_image, output_writer
 from . import finetune
 from .modeling import (
     AppearanceFeatureEncoder,
@@ -249,7 +249,8 @@ class ZeroToHeroPipeline(HueflowPipeline):
 
         Args:
             video: a video file (mp4, avi, mov, webm, gif...), a folder of frames, a list of PIL images
-                or RGB uint8 arrays, or an array (T, H, W, 3).
+                or RGB uint8 arrays, an array (T, H, W, 3), or an open `VideoReader` (used as is, not
+                opened again).
             edited_frame: the user's edited version of frame `frame_index` (path, PIL image or RGB array),
                 at the video's size (another size of the same aspect ratio is resized, with a warning).
             frame_index: the index of the frame that was edited (the anchor).
@@ -274,7 +275,7 @@ class ZeroToHeroPipeline(HueflowPipeline):
         if output_type is None and output_path is None:
             output_type = "pil"
         finetune_steps = self.config.finetune_steps if finetune_steps is None else finetune_steps
-        reader = VideoReader(video, max_frames=max_frames)
+        reader = as_video_reader(video, max_frames)
         messages = self.check_inputs(
             reader.info, edited_frame, frame_index, max_frames, finetune_steps, output_type
         )

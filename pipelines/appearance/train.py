@@ -15,9 +15,7 @@ its frozen backbone weights, and the restorer) plus the accelerate state, so `--
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-from pathlib import Path
 
 import torch
 from accelerate import Accelerator
@@ -26,8 +24,16 @@ from torch.utils.data import DataLoader
 
 from ..core.backbones import available_backbones
 from ..core.hub import resolve_pretrained_path
-from ..core.training import RunBudget, endless, warmup_cosine_schedule
-from ..correspondence.modeling import MotionCorrespondenceEncoder
+from ..core.training import (
+    RunBudget,
+    RunningMeans,
+    backward_and_step,
+    endless,
+    resume_run,
+    training_steps,
+    warmup_cosine_schedule,
+)
+from ..correspondence import MotionCorrespondenceEncoder
 from .data import ProxyPairs
 from .finetune import restoration_loss, zero_stage_batch
 from .modeling import AppearanceFeatureEncoder, HeroRestorer
@@ -95,9 +101,6 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"--size must be a multiple of 16, got {args.size}")
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     set_seed(args.seed + accelerator.process_index)
-    output_dir = Path(args.output_dir)
-    state_dir = output_dir / "training_state"
-
     pipe = build_pipeline(args)
     encoder, restorer = pipe.feature_encoder.to(accelerator.device).eval(), pipe.restorer
     zero_config = pipe.zero_stage_config()
@@ -115,51 +118,31 @@ def main(argv: list[str] | None = None) -> None:
         persistent_workers=args.num_workers > 0,
     )
     restorer, optimizer, loader, scheduler = accelerator.prepare(restorer, optimizer, loader, scheduler)
-    step = 0
-    if args.resume and state_dir.is_dir():
-        accelerator.load_state(str(state_dir))
-        step = json.loads((state_dir / "step.json").read_text())["step"]
-        logger.info("resumed at step %d", step)
+    done = resume_run(accelerator, args.output_dir, args) if args.resume else 0
 
-    def save() -> None:
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            pipe.restorer = accelerator.unwrap_model(restorer)
-            pipe.save_pretrained(output_dir)
-        accelerator.save_state(str(state_dir))
-        if accelerator.is_main_process:
-            (state_dir / "step.json").write_text(json.dumps({"step": step}))
+    def pipeline() -> ZeroToHeroPipeline:
+        pipe.restorer = accelerator.unwrap_model(restorer)
+        return pipe
 
     restorer.train()
-    running = running_zero = 0.0
-    budget.start()  # the time budget counts training, not start-up
-    for originals, editeds in endless(loader):
+    running, batches = RunningMeans(), endless(loader)
+    for step in training_steps(accelerator, args, budget, done, pipeline):
+        originals, editeds = next(batches)
         batch = zero_stage_batch(encoder, originals, editeds, zero_config)
         with accelerator.autocast():
             loss = restoration_loss(restorer(*batch.restorer_inputs), batch.truths)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(restorer.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        running += loss.item()
-        running_zero += restoration_loss(batch.zero, batch.truths).item()  # the Zero stage alone
+        backward_and_step(accelerator, loss, restorer.parameters(), optimizer, scheduler)
+        # the Zero stage alone, for comparison
+        running.add(loss=loss.item(), zero=restoration_loss(batch.zero, batch.truths).item())
         if step % args.log_every == 0:
+            means = running.take()
             logger.info(
                 "step %d  loss %.4f  (Zero stage alone %.4f)  lr %.2e",
                 step,
-                running / args.log_every,
-                running_zero / args.log_every,
+                means["loss"],
+                means["zero"],
                 scheduler.get_last_lr()[0],
             )
-            running = running_zero = 0.0
-        finished = budget.finished(step)
-        if step % args.save_every == 0 or finished:
-            save()
-        if finished:
-            break
-    accelerator.end_training()
 
 
 if __name__ == "__main__":

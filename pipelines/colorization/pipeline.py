@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from itertools import islice
 from numbers import Integral
 
 import numpy as np
@@ -29,7 +28,7 @@ from ..core.colour import compose_lab, frame_to_tensor, luminance_and_ab, tensor
 from ..core.hub import HueflowPipeline
 from ..core.outputs import FrameCallback, VideoPipelineOutput, check_output_type, frames_to_output
 from ..core.resize import processing_shape, resize
-from ..core.video import VideoInputError, VideoReader, is_grayscale_image, load_image, output_writer
+from ..core.video import as_video_reader, is_grayscale_image, load_image, output_writer
 from .memory import MemoryConfig
 from .modeling import ColorMNetDecoder, ColorMNetFeatureEncoder, ColorMNetValueEncoder, LocalAttentionConfig
 from .stepper import ColorMNetStepper, ColourHold
@@ -249,10 +248,8 @@ class ColorMNetPipeline(HueflowPipeline):
             ExemplarError, VideoInputError, ValueError: see `check_inputs`, which runs first.
         """
         # 1. Open the video: it is checked (one frame decoded) and its frames counted, nothing more.
-        reader = video if isinstance(video, VideoReader) else VideoReader(video, max_frames=max_frames)
-        if max_frames is not None and max_frames < 1:  # a reader given as is has not checked it
-            raise VideoInputError(f"max_frames must be a positive integer or None, got {max_frames}.")
-        num_frames = len(reader) if max_frames is None else min(len(reader), max_frames)
+        reader = as_video_reader(video, max_frames)
+        num_frames = len(reader)
 
         # 2. Check inputs, with each exemplar decoded once.
         exemplars = [load_image(exemplar) for exemplar in _as_list(exemplars)]
@@ -284,7 +281,7 @@ class ColorMNetPipeline(HueflowPipeline):
             output_writer(output_path, reader.info) as writer,
             self.progress_bar(total=num_frames) as progress,
         ):
-            for index, frame in enumerate(islice(reader, max_frames)):
+            for index, frame in enumerate(reader):
                 coloured = self._colour_frame(frame, stepper, hold, keyframes.get(index), size)
                 if writer is not None:
                     writer.write(coloured)

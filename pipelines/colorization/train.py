@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import logging
 import random
 from pathlib import Path
@@ -28,8 +27,16 @@ from safetensors.torch import load_file
 from ..core.backbones import available_backbones
 from ..core.colour import luminance_and_ab
 from ..core.hub import resolve_pretrained_path
-from ..core.training import RunBudget, endless, warmup_cosine_schedule
-from ..correspondence.modeling import MotionCorrespondenceEncoder
+from ..core.training import (
+    RunBudget,
+    RunningMeans,
+    backward_and_step,
+    endless,
+    resume_run,
+    training_steps,
+    warmup_cosine_schedule,
+)
+from ..correspondence import MotionCorrespondenceEncoder
 from ..data.clips import clip_loader
 from .memory import MemoryConfig
 from .modeling import (
@@ -180,9 +187,6 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("--data is required (write it first: python -m pipelines.data prepare DIR)")
     accelerator = Accelerator(mixed_precision=args.mixed_precision)
     set_seed(args.seed + accelerator.process_index)
-    output_dir = Path(args.output_dir)
-    state_dir = output_dir / "training_state"
-
     feature_encoder, value_encoder, decoder = build_components(args)
     trainable = [
         p for m in (feature_encoder, value_encoder, decoder) for p in m.parameters() if p.requires_grad
@@ -194,56 +198,31 @@ def main(argv: list[str] | None = None) -> None:
     feature_encoder, value_encoder, decoder, optimizer, loader, scheduler = accelerator.prepare(
         feature_encoder, value_encoder, decoder, optimizer, loader, scheduler
     )
-    step = 0
-    if args.resume and state_dir.is_dir():
-        accelerator.load_state(str(state_dir))
-        step = json.loads((state_dir / "step.json").read_text())["step"]
-        logger.info("resumed at step %d", step)
+    done = resume_run(accelerator, args.output_dir, args) if args.resume else 0
     # Training keeps every coloured frame in working memory and compresses often, so the memory
     # paths the pipeline uses over long videos are exercised on short clips.
     memory_config = MemoryConfig(
         memory_every=1, max_working_frames=3, min_working_frames=1, num_prototypes=64
     )
 
-    def save() -> None:
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            pipe = ColorMNetPipeline(
-                feature_encoder=accelerator.unwrap_model(feature_encoder),
-                value_encoder=accelerator.unwrap_model(value_encoder),
-                decoder=accelerator.unwrap_model(decoder),
-            )
-            pipe.save_pretrained(output_dir)
-        accelerator.save_state(str(state_dir))
-        if accelerator.is_main_process:
-            (state_dir / "step.json").write_text(json.dumps({"step": step}))
+    def pipeline() -> ColorMNetPipeline:
+        return ColorMNetPipeline(
+            feature_encoder=accelerator.unwrap_model(feature_encoder),
+            value_encoder=accelerator.unwrap_model(value_encoder),
+            decoder=accelerator.unwrap_model(decoder),
+        )
 
     for module in (feature_encoder, value_encoder, decoder):
         module.train()
-    running = 0.0
-
-    budget.start()  # the time budget counts training, not start-up
-    for clip in endless(loader):
+    running, clips = RunningMeans(), endless(loader)
+    for step in training_steps(accelerator, args, budget, done, pipeline):
         with accelerator.autocast():
-            loss = clip_loss(feature_encoder, value_encoder, decoder, clip, memory_config)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        running += loss.item()
+            loss = clip_loss(feature_encoder, value_encoder, decoder, next(clips), memory_config)
+        backward_and_step(accelerator, loss, trainable, optimizer, scheduler)
+        running.add(loss=loss.item())
         if step % args.log_every == 0:
-            logger.info(
-                "step %d  ab L1 %.3f  lr %.2e", step, running / args.log_every, scheduler.get_last_lr()[0]
-            )
-            running = 0.0
-        finished = budget.finished(step)
-        if step % args.save_every == 0 or finished:
-            save()
-        if finished:
-            break
-    accelerator.end_training()
+            loss_mean, lr = running.take()["loss"], scheduler.get_last_lr()[0]
+            logger.info("step %d  ab L1 %.3f  lr %.2e", step, loss_mean, lr)
 
 
 if __name__ == "__main__":

@@ -1,22 +1,28 @@
 """What every hueflow training script shares: a run budget in steps and/or minutes, the learning-rate
-schedule that follows it, an endless pass over a loader, and saving / resuming a run in one format.
-Devices, processes and gradient sync stay with `accelerate`; this is not a trainer, only the dozen lines
-each script would otherwise repeat."""
+schedule that follows it, an endless pass over a loader, one optimiser step, the console's running means and
+the per-step JSON log, and the step loop that saves a run and resumes it in one format
+(`training_steps`, `save_run`, `resume_run`). Devices, processes and gradient sync stay with
+`accelerate`; this is not a trainer: each script keeps its own models, data and loop body, and only the
+lines all of them would otherwise repeat live here."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 from accelerate import Accelerator
 from diffusers import DiffusionPipeline
 from torch.utils.data import DataLoader
+
+logger = logging.getLogger(__name__)
 
 
 class RunBudget:
@@ -62,6 +68,66 @@ def endless(loader: DataLoader) -> Iterator:
         yield from loader
 
 
+def backward_and_step(
+    accelerator: Accelerator,
+    loss: torch.Tensor,
+    parameters: Iterable[torch.nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    max_grad_norm: float = 1.0,
+) -> None:
+    """One optimiser step on `loss`: backward, gradient-norm clipping of `parameters`, the optimiser and
+    the learning-rate schedule, then the gradients cleared."""
+    accelerator.backward(loss)
+    accelerator.clip_grad_norm_(parameters, max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+class RunningMeans:
+    """Means of named values over the steps since they were last taken: what a console line reports."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, **values: float) -> None:
+        for name, value in values.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+        self.count += 1
+
+    def take(self) -> dict[str, float]:
+        """The means so far (an empty dict before any `add`), and a fresh start."""
+        means = {name: total / self.count for name, total in self.sums.items()}
+        self.sums, self.count = {}, 0
+        return means
+
+
+class StepLog:
+    """OUTPUT_DIR/training_log.jsonl: one JSON line per step (written by the main process), so runs can be
+    compared step by step. A fresh run starts it afresh; a resumed one appends to it."""
+
+    NAME = "training_log.jsonl"
+
+    def __init__(self, accelerator: Accelerator, output_dir: str | os.PathLike, resumed: bool) -> None:
+        self.accelerator, self.path = accelerator, Path(output_dir) / self.NAME
+        if accelerator.is_main_process and not resumed:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.unlink(missing_ok=True)
+
+    def write(self, record: dict) -> None:
+        if self.accelerator.is_main_process:
+            with self.path.open("a") as log:
+                log.write(json.dumps(record) + "\n")
+
+    def diverged(self, step: int) -> NoReturn:
+        """End a run whose loss stopped being finite, unsaved, with exit status 2."""
+        self.accelerator.end_training()
+        logger.error("step %d: non-finite loss, the run diverged (see %s); not saved", step, self.path)
+        raise SystemExit(2)
+
+
 # -- checkpoints: one resume format for every training script -------------------------------------------
 #
 # OUTPUT_DIR/                  the pipeline, `save_pretrained` (what `from_pretrained` loads)
@@ -93,6 +159,7 @@ def resume_run(
     the saved run used (a different architecture cannot continue from those weights)."""
     record = saved_run(output_dir)
     if record is None:
+        logger.info("--resume: no saved run in %s, starting afresh", output_dir)
         return 0
     for name in must_match:
         if name in record["args"] and record["args"][name] != getattr(args, name):
@@ -101,6 +168,7 @@ def resume_run(
                 f"({record['args'][name]!r})."
             )
     accelerator.load_state(str(Path(output_dir) / TRAINING_STATE))
+    logger.info("resumed at step %d", record["step"])
     return record["step"]
 
 
@@ -121,3 +189,29 @@ def save_run(
     if accelerator.is_main_process:
         record = {"step": step, "args": vars(args)}
         (output_dir / TRAINING_STATE / _STEP_FILE).write_text(json.dumps(record, default=str))
+
+
+def training_steps(
+    accelerator: Accelerator,
+    args: argparse.Namespace,
+    budget: RunBudget,
+    step: int,
+    make_pipeline: Callable[[], DiffusionPipeline],
+) -> Iterator[int]:
+    """The numbers of the steps a run that has done `step` steps takes next (step + 1, step + 2, ...) until
+    `budget` is spent; the clock starts at the first. After every `args.save_every`-th step and after the
+    last, the run is saved to `args.output_dir` (`save_run`); then training ends. The loop body does one
+    step per number; leaving the loop early (an exception) saves nothing more."""
+    saved = step  # the state on disk: a resumed run's, or none at step 0
+    budget.start()  # the time budget counts training, not start-up
+    while not budget.finished(step):
+        step += 1
+        yield step
+        if step % args.save_every == 0:
+            save_run(accelerator, args.output_dir, step, args, make_pipeline)
+            saved = step
+    if step != saved:
+        save_run(accelerator, args.output_dir, step, args, make_pipeline)
+    accelerator.end_training()
+    if accelerator.is_main_process:
+        logger.info("saved %s after %d steps (%.1f min)", args.output_dir, step, budget.minutes())

@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import os
@@ -343,6 +344,21 @@ class VideoReader:
         if self.max_frames is None:
             return self.info.num_frames
         return min(self.info.num_frames, self.max_frames)
+
+
+def as_video_reader(video: Any, max_frames: int | None = None) -> VideoReader:
+    """What a pipeline iterates: `video` (any `VideoReader` source) opened as a `VideoReader` of at most
+    `max_frames` frames. An open `VideoReader` is reused without opening its source again (an app that has
+    opened and checked the file passes its reader), through a shallow copy, so the caller's reader keeps
+    its own `max_frames`."""
+    if not isinstance(video, VideoReader):
+        return VideoReader(video, max_frames=max_frames)
+    if max_frames is not None and max_frames < 1:
+        raise VideoInputError(f"max_frames must be a positive integer or None, got {max_frames}.")
+    reader = copy.copy(video)
+    if max_frames is not None:
+        reader.max_frames = max_frames if video.max_frames is None else min(video.max_frames, max_frames)
+    return reader
 
 
 # ----------------------------------------------------------------------------------------------- writing

@@ -17,9 +17,7 @@ model's config.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +26,15 @@ from accelerate.utils import set_seed
 
 from ..core.colour import AB_SCALE, luminance_and_ab
 from ..core.flow import luminance_to_u8
-from ..core.training import RunBudget, endless, warmup_cosine_schedule
+from ..core.training import (
+    RunBudget,
+    RunningMeans,
+    backward_and_step,
+    endless,
+    resume_run,
+    training_steps,
+    warmup_cosine_schedule,
+)
 from ..data.clips import clip_loader
 from .modeling import MotionCorrespondenceEncoder, frame_flows
 from .objective import reconstruction_loss
@@ -152,9 +158,6 @@ def main(argv: list[str] | None = None) -> None:
     accelerator = Accelerator()
     set_seed(args.seed + accelerator.process_index)
     generator = torch.Generator().manual_seed(args.seed + accelerator.process_index)
-    output_dir = Path(args.output_dir)
-    state_dir = output_dir / "training_state"
-
     encoder = MotionCorrespondenceEncoder(
         backbone=None if args.no_backbone else "efficientnet-lite0",
         use_motion=not args.no_motion,
@@ -169,51 +172,22 @@ def main(argv: list[str] | None = None) -> None:
     scheduler = warmup_cosine_schedule(optimizer, budget)
     loader = clip_loader(args.data, args.num_frames, args.size, args.batch_size, args.steps, args.num_workers)
     encoder, optimizer, loader, scheduler = accelerator.prepare(encoder, optimizer, loader, scheduler)
-    step = 0
-    if args.resume and state_dir.is_dir():
-        accelerator.load_state(str(state_dir))
-        step = json.loads((state_dir / "step.json").read_text())["step"]
-        logger.info("resumed at step %d", step)
+    done = resume_run(accelerator, args.output_dir, args) if args.resume else 0
 
-    def save() -> None:
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            CorrespondencePipeline(encoder=accelerator.unwrap_model(encoder)).save_pretrained(output_dir)
-        accelerator.save_state(str(state_dir))
-        if accelerator.is_main_process:
-            (state_dir / "step.json").write_text(json.dumps({"step": step, "args": vars(args)}))
+    def pipeline() -> CorrespondencePipeline:
+        return CorrespondencePipeline(encoder=accelerator.unwrap_model(encoder))
 
     encoder.train()
-    running = 0.0
-
-    budget.start()  # the time budget counts training, not start-up
-    for clip in endless(loader):
+    running, clips = RunningMeans(), endless(loader)
+    for step in training_steps(accelerator, args, budget, done, pipeline):
         loss = clip_loss(
-            encoder, clip, args.sample_fraction, args.temperature, generator, args.colour_dropout
+            encoder, next(clips), args.sample_fraction, args.temperature, generator, args.colour_dropout
         )
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        running += loss.item()
+        backward_and_step(accelerator, loss, trainable, optimizer, scheduler)
+        running.add(loss=loss.item())
         if step % args.log_every == 0:
-            logger.info(
-                "step %d  reconstruction %.4f  lr %.2e",
-                step,
-                running / args.log_every,
-                scheduler.get_last_lr()[0],
-            )
-            running = 0.0
-        finished = budget.finished(step)
-        if step % args.save_every == 0 or finished:
-            save()
-        if finished:
-            break
-    accelerator.end_training()
-    if accelerator.is_main_process:
-        logger.info("saved %s after %d steps (%.1f min)", output_dir, step, budget.minutes())
+            loss_mean, lr = running.take()["loss"], scheduler.get_last_lr()[0]
+            logger.info("step %d  reconstruction %.4f  lr %.2e", step, loss_mean, lr)
 
 
 if __name__ == "__main__":

@@ -20,25 +20,31 @@ OUTPUT_DIR/training_state. The pipeline is saved to OUTPUT_DIR with `save_pretra
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import time
-from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, RandomSampler
 
-from ..core.training import RunBudget, endless, warmup_cosine_schedule
+from ..core.training import (
+    RunBudget,
+    StepLog,
+    endless,
+    resume_run,
+    training_steps,
+    warmup_cosine_schedule,
+)
 from .data import ImageTensorDataset, load_images
 from .modeling import MODES, PseudoVideoGenerator, imle_loss, scheduler_for_mode
 from .pipeline import PseudoVideoPipeline
 
 logger = logging.getLogger(__name__)
 
-LOG_NAME = "training_log.jsonl"
+# a resumed run must have the saved run's architecture and pseudo videos
+MUST_MATCH = ("mode", "image_size", "channels", "num_frames", "width", "blocks", "latent_dim")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -113,19 +119,6 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     accelerator = Accelerator()
-    output_dir = Path(args.output_dir)
-    state_dir = output_dir / "training_state"
-    log_path = output_dir / LOG_NAME
-
-    step = 0
-    if args.resume and (state_dir / "step.json").is_file():
-        saved = json.loads((state_dir / "step.json").read_text())
-        step = saved["step"]
-        for key in ("mode", "image_size", "channels", "num_frames", "width", "blocks", "latent_dim"):
-            if saved["args"][key] != getattr(args, key):
-                raise SystemExit(
-                    f"error: --resume with a different --{key.replace('_', '-')} than the saved run."
-                )
     set_seed(args.seed + accelerator.process_index)
     try:
         images = load_images(args.data, args.image_size, args.channels, seed=args.seed)
@@ -147,54 +140,29 @@ def main(argv: list[str] | None = None) -> None:
     budget = RunBudget(args.steps, args.max_minutes)
     lr_schedule = warmup_cosine_schedule(optimizer, budget, args.warmup_steps)
     model, optimizer, loader, lr_schedule = accelerator.prepare(model, optimizer, loader, lr_schedule)
-    if step:
-        accelerator.load_state(str(state_dir))
-        logger.info("resumed at step %d", step)
-    elif accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
+    done = resume_run(accelerator, args.output_dir, args, MUST_MATCH) if args.resume else 0
+    step_log = StepLog(accelerator, args.output_dir, resumed=done > 0)
     num_parameters = sum(p.numel() for p in model.parameters())
     logger.info("mode %s: %d parameters, %d training images", args.mode, num_parameters, len(dataset))
 
-    def save() -> None:
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            PseudoVideoPipeline(model=accelerator.unwrap_model(model), scheduler=scheduler).save_pretrained(
-                output_dir
-            )
-        accelerator.save_state(str(state_dir))
-        if accelerator.is_main_process:
-            record = {"step": step, "minutes": round(budget.minutes(), 3), "args": vars(args)}
-            (state_dir / "step.json").write_text(json.dumps(record))
+    def pipeline() -> PseudoVideoPipeline:
+        return PseudoVideoPipeline(model=accelerator.unwrap_model(model), scheduler=scheduler)
 
     model.train()
     batches = endless(loader)
-    budget.start()  # the time budget counts training, not start-up
-    while not budget.finished(step):
+    for step in training_steps(accelerator, args, budget, done, pipeline):
         started = time.monotonic()
         loss = train_step(model, scheduler, optimizer, next(batches), args.candidates, accelerator)
         lr_schedule.step()
-        step += 1
         record = {"step": step, "loss": loss, "lr": lr_schedule.get_last_lr()[0]}
         record["seconds"] = round(time.monotonic() - started, 4)
-        if accelerator.is_main_process:
-            with log_path.open("a") as log:
-                log.write(json.dumps(record) + "\n")
+        step_log.write(record)
         if not math.isfinite(loss):
-            accelerator.end_training()
-            logger.error("step %d: non-finite loss, the run diverged (see %s); not saved", step, log_path)
-            raise SystemExit(2)
+            step_log.diverged(step)
         if step % args.log_every == 0:
             logger.info(
                 "step %d  loss %.4f  (%.3fs/step, %.1f min)", step, loss, record["seconds"], budget.minutes()
             )
-        if step % args.save_every == 0:
-            save()
-    if step % args.save_every:
-        save()
-    accelerator.end_training()
-    if accelerator.is_main_process:
-        logger.info("saved %s after %d steps (%.1f min)", output_dir, step, budget.minutes())
 
 
 if __name__ == "__main__":

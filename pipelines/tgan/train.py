@@ -22,20 +22,18 @@ from OUTPUT_DIR/training_state. The pipeline is saved to OUTPUT_DIR with `save_p
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
-from ..core.training import RunBudget, endless
+from ..core.training import RunBudget, StepLog, endless, resume_run, saved_run, training_steps
 from .clipping import singular_value_clip_, weight_clip_
 from .data import ClipFolder, MovingDigits
 from .modeling import (
@@ -50,7 +48,6 @@ from .pipeline import TGANPipeline
 logger = logging.getLogger(__name__)
 
 CLIPPING_MODES = ("svc", "weight", "none")
-LOG_NAME = "training_log.jsonl"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -267,34 +264,22 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     accelerator = Accelerator()
-    output_dir = Path(args.output_dir)
-    state_dir = output_dir / "training_state"
-    log_path = output_dir / LOG_NAME
-
-    step = 0
-    if args.resume and (state_dir / "step.json").is_file():
-        step = json.loads((state_dir / "step.json").read_text())["step"]
+    # a resumed run continues the digit stream where the saved one stopped: its step comes before the data
+    saved = saved_run(args.output_dir) if args.resume else None
     set_seed(args.seed + accelerator.process_index)
     models = build_models(args)
     generator_optimizer = make_optimizer(models.generator_parameters(), args.optimizer, args.lr)
     critic_optimizer = make_optimizer(models.critic.parameters(), args.optimizer, args.lr)
     clips_per_step = args.critic_steps * args.batch_size * accelerator.num_processes
     loader = DataLoader(
-        training_data(args, first_clip=step * clips_per_step),
+        training_data(args, first_clip=(saved["step"] if saved else 0) * clips_per_step),
         batch_size=args.batch_size,
         shuffle=bool(args.data),  # the digits are random already; in order, a resumed run continues
         num_workers=args.num_workers,
         drop_last=True,
         persistent_workers=args.num_workers > 0,
     )
-    (
-        models.temporal_generator,
-        models.image_generator,
-        models.critic,
-        generator_optimizer,
-        critic_optimizer,
-        loader,
-    ) = accelerator.prepare(
+    *networks, generator_optimizer, critic_optimizer, loader = accelerator.prepare(
         models.temporal_generator,
         models.image_generator,
         models.critic,
@@ -302,51 +287,38 @@ def main(argv: list[str] | None = None) -> None:
         critic_optimizer,
         loader,
     )
-    if step:
-        accelerator.load_state(str(state_dir))
-        logger.info("resumed at step %d", step)
-    elif accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        log_path.unlink(missing_ok=True)  # a fresh run starts a fresh log
+    models = TGANModels(*networks)
+    done = resume_run(accelerator, args.output_dir, args) if saved else 0
+    step_log = StepLog(accelerator, args.output_dir, resumed=done > 0)
 
-    def save() -> None:
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            TGANPipeline(
-                temporal_generator=accelerator.unwrap_model(models.temporal_generator),
-                image_generator=accelerator.unwrap_model(models.image_generator),
-            ).save_pretrained(output_dir)
-        accelerator.save_state(str(state_dir))
-        if accelerator.is_main_process:
-            (state_dir / "step.json").write_text(json.dumps({"step": step, "args": vars(args)}))
+    def pipeline() -> TGANPipeline:
+        return TGANPipeline(
+            temporal_generator=accelerator.unwrap_model(models.temporal_generator),
+            image_generator=accelerator.unwrap_model(models.image_generator),
+        )
 
     config = TrainingConfig(args.clipping, args.svc_every, args.weight_clip, args.critic_steps)
     for module in (models.temporal_generator, models.image_generator, models.critic):
         module.train()
     budget = RunBudget(args.steps, args.max_minutes)
     real_batches = endless(loader)
-    budget.start()  # the time budget counts training, not start-up
-    while not budget.finished(step):
+    for step in training_steps(accelerator, args, budget, done, pipeline):
         started = time.monotonic()
+        critic_steps_done = (step - 1) * args.critic_steps  # before this step: it times SVC
         record = train_step(
             models,
             generator_optimizer,
             critic_optimizer,
             real_batches,
             config,
-            step * args.critic_steps,
+            critic_steps_done,
             accelerator,
         )
-        step += 1
         record = {"step": step, **record, "seconds": round(time.monotonic() - started, 4)}
         diverged = not all(math.isfinite(record[key]) for key in ("critic_loss", "generator_loss"))
-        if accelerator.is_main_process:
-            with log_path.open("a") as log:
-                log.write(json.dumps({**record, "diverged": diverged}) + "\n")
+        step_log.write({**record, "diverged": diverged})
         if diverged:
-            accelerator.end_training()
-            logger.error("step %d: non-finite loss, the run diverged (see %s); not saved", step, log_path)
-            raise SystemExit(2)
+            step_log.diverged(step)
         if step % args.log_every == 0:
             logger.info(
                 "step %d  critic %.4f  generator %.4f  (%.2fs/step)",
@@ -355,13 +327,6 @@ def main(argv: list[str] | None = None) -> None:
                 record["generator_loss"],
                 record["seconds"],
             )
-        if step % args.save_every == 0:
-            save()
-    if step % args.save_every:
-        save()
-    accelerator.end_training()
-    if accelerator.is_main_process:
-        logger.info("saved %s after %d steps (%.1f min)", output_dir, step, budget.minutes())
 
 
 if __name__ == "__main__":
