@@ -4,17 +4,24 @@ A tab module exposes `build_tab(...)`, which renders its components inside the c
 and wires its events; `app.py` puts the tabs together. Pipelines are loaded lazily with
 `LazyPipeline`, so the app starts in seconds and only pays for the models a visitor uses.
 
-What more than one tab needs lives here: `InputError` for problems with the visitor's input,
-`open_video` (the checks every uploaded video goes through), `load_uploaded_image` (the same for
-images), `check_max_frames` and `check_video_length` (Max frames against the limits),
+What more than one tab needs lives here: `InputError` for problems with the visitor's input and
+`pipeline_input_error` (a pipeline's `check_inputs` error shown as one), `open_video_reader` /
+`open_video` (the hardware checks every uploaded video goes through), `load_uploaded_image` (the same
+for images), `check_max_frames` and `check_video_length` (Max frames against the limits),
+`checkpoint_config` and `init_defaults` (a tab's defaults from its model's saved config),
 `pretrained_pipeline` (a tab's `LazyPipeline` of its model), `check_model_folder` and `load_pipeline`
 (a model that cannot be loaded becomes a clear `gr.Error`), per-request job folders and small frame
 and layout helpers.
+
+The rules an input must follow belong to the pipelines: each tab calls its pipeline's public
+`check_inputs` and shows its errors, and keeps only the limits of this UI and its hardware (`Limits`).
+Only the package faces are imported (`pipelines` and `pipelines.<system>`), never their modules.
 """
 
 from __future__ import annotations
 
 import gc
+import inspect
 import logging
 import os
 import shutil
@@ -24,17 +31,24 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import gradio as gr
 import numpy as np
 import torch
 from PIL import Image
 
-from pipelines import PretrainedLoadError, VideoInputError
-from pipelines.core.hub import HueflowPipeline
-from pipelines.core.video import VideoInfo, VideoReader, is_cut_short, load_image
+from pipelines import (
+    HueflowPipeline,
+    PretrainedLoadError,
+    VideoInfo,
+    VideoInputError,
+    VideoReader,
+    is_cut_short,
+    load_image,
+)
 
 from .limits import Limits
 
@@ -172,21 +186,37 @@ def unusable_video(error: VideoInputError, video: str) -> InputError:
     return InputError(f"This file cannot be used as the video: {clean_paths(str(error), video)}")
 
 
-def open_video(video: str | None, limits: Limits) -> VideoInfo:
-    """Open an uploaded video (decoding one frame) and check its size against the limits: the checks
-    every tab makes before any heavy work. Frame-count checks are left to the tab."""
+def pipeline_input_error(error: ValueError, *paths: str | None, hint: str = "") -> InputError:
+    """The `InputError` for an error of a pipeline's `check_inputs` (ExemplarError, EditedFrameError,
+    VideoInputError, ValueError: all ValueErrors): the pipeline's own message, with server paths cleaned
+    (`clean_paths`) and `hint` (how to fix it in this UI, when the UI has a way) after it. Raise it
+    `from error`."""
+    message = clean_paths(str(error), *paths)
+    return InputError(f"{message} {hint}" if hint else message)
+
+
+def open_video_reader(video: str | None, limits: Limits) -> VideoReader:
+    """Open an uploaded video (decoding one frame) and check its size against the hardware limits: the
+    checks every tab makes before any heavy work. Frame-count checks are left to the tab. The reader
+    can be handed to a pipeline that takes one, so the file is not opened again."""
     if not video:
         raise InputError("Upload a video first (mp4, mov, webm, avi, mkv or gif).")
     try:
-        info = VideoReader(video).info
+        reader = VideoReader(video)
     except VideoInputError as error:
         raise unusable_video(error, video) from error
+    info = reader.info
     if max(info.width, info.height) > limits.max_side:
         raise InputError(
             f"The video is {info.width}x{info.height}; on this hardware ({limits.hardware}) its long side "
             f"may be at most {limits.max_side} px. Downscale it (e.g. to 720p) and upload it again."
         )
-    return info
+    return reader
+
+
+def open_video(video: str | None, limits: Limits) -> VideoInfo:
+    """`open_video_reader(video, limits).info`, for a tab that only needs the video's description."""
+    return open_video_reader(video, limits).info
 
 
 def check_max_frames(max_frames: int, limits: Limits) -> None:
@@ -250,6 +280,33 @@ def load_uploaded_image(path: str, what: str, limits: Limits, kind: str, advice:
         raise InputError(f"{what} could not be read: {clean_paths(str(error), path)}") from error
 
 
+def init_defaults(config_class: type) -> dict[str, Any]:
+    """The defaults of `config_class.__init__`'s arguments (a pipeline's or a component's): what it
+    uses for a setting its saved config does not have."""
+    parameters = inspect.signature(config_class.__init__).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
+def checkpoint_config(
+    config_class: Any, checkpoint: str | os.PathLike, subfolder: str | None = None
+) -> dict[str, Any]:
+    """The settings `config_class` (a pipeline, or a component in `subfolder`) is loaded with from
+    `checkpoint`: its `__init__` defaults, overridden by its saved config, read with its own
+    `load_config` (no weights are loaded).
+
+    Only a local checkpoint folder is read: for a Hub repo id (or a folder without that config) the
+    defaults alone are returned, so building the app never needs the network, and keys missing from an
+    older config keep their defaults.
+    """
+    folder = Path(checkpoint)
+    config_folder = folder / subfolder if subfolder else folder
+    values = init_defaults(config_class)
+    if (config_folder / config_class.config_name).is_file():
+        config = config_class.load_config(folder, subfolder=subfolder)
+        values.update({key: value for key, value in config.items() if not key.startswith("_")})
+    return values
+
+
 def new_job_dir() -> Path:
     """A fresh folder for one request's files; folders of jobs older than `JOB_MAX_AGE_S` go.
 
@@ -269,13 +326,16 @@ def new_job_dir() -> Path:
     return job
 
 
-def read_frame(video: str, index: int) -> np.ndarray:
-    """Frame `index` of a video as RGB; decodes from the start, which is fine at our clip lengths."""
+def read_frame(video: str | VideoReader, index: int) -> np.ndarray:
+    """Frame `index` of a video (a path, or a reader already open) as RGB; decodes from the start, which
+    is fine at our clip lengths."""
+    reader = video if isinstance(video, VideoReader) else VideoReader(video, max_frames=index + 1)
     count = 0
-    for count, frame in enumerate(VideoReader(video, max_frames=index + 1), start=1):
+    for count, frame in enumerate(islice(reader, index + 1), start=1):
         if count == index + 1:
             return frame
-    raise InputError(f"'{Path(video).name}' has {count} frames: pick a frame from 0 to {max(0, count - 1)}.")
+    name = Path(reader.info.path or "the video").name
+    raise InputError(f"'{name}' has {count} frames: pick a frame from 0 to {max(0, count - 1)}.")
 
 
 def read_uploaded_frame(video: str, index: int) -> np.ndarray:
@@ -330,14 +390,18 @@ __all__ = [
     "LazyPipeline",
     "check_max_frames",
     "check_model_folder",
+    "checkpoint_config",
     "check_video_length",
     "clean_paths",
     "describe_video",
+    "init_defaults",
     "load_pipeline",
     "load_uploaded_image",
     "max_frames_slider",
     "new_job_dir",
     "open_video",
+    "open_video_reader",
+    "pipeline_input_error",
     "pipeline_job",
     "pretrained_pipeline",
     "read_frame",

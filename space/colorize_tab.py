@@ -5,9 +5,11 @@ exemplar to the frame it colours, and gets an H.264 mp4 back (audio kept) plus a
 slider on a frame of their choice. Without any colour reference they can extract a frame as PNG,
 colour it in an editor and upload it back as a keyframe exemplar.
 
-Every input is checked against the hardware `Limits` before the model runs, and every problem
-with it is reported as a `gr.Error` whose message says what to change: a visitor never sees a
-traceback, and a failed job leaves nothing behind for the next one.
+Every input is checked before the model runs: against the hardware `Limits` here, and against the
+pipeline's own rules by `ColorMNetPipeline.check_inputs` (exemplars, frame indices, processing size).
+Every problem is reported as a `gr.Error` whose message says what to change: a visitor never sees a
+traceback, and a failed job leaves nothing behind for the next one. A job opens the video once: the
+reader that was checked is the one the pipeline colours (only the before/after frame reads it again).
 
 API endpoints (all usable with `gradio_client`): `colorize`, `video_info`, `compare_frame`,
 `extract_frame`.
@@ -15,7 +17,6 @@ API endpoints (all usable with `gradio_client`): `colorize`, `video_info`, `comp
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, fields
@@ -24,20 +25,21 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from pipelines import ColorMNetPipeline, VideoInputError
-from pipelines.colorization import ExemplarError, MemoryConfig
-from pipelines.core.video import VideoInfo, VideoReader, is_grayscale_image
+from pipelines import ColorMNetPipeline, VideoInputError, VideoReader
 
 from . import (
     InputError,
+    check_max_frames,
     check_video_length,
+    checkpoint_config,
     clean_paths,
     describe_video,
     load_pipeline,
     load_uploaded_image,
     max_frames_slider,
     new_job_dir,
-    open_video,
+    open_video_reader,
+    pipeline_input_error,
     pipeline_job,
     pretrained_pipeline,
     read_frame,
@@ -56,95 +58,88 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ColorizeDefaults:
-    """Defaults of the "Advanced" settings, read from the checkpoint's `model_index.json` so the UI
-    matches what `pipe(...)` would do without overrides, and without loading any weights."""
+    """Defaults of the "Advanced" settings: what `pipe(...)` would use without overrides, from the
+    checkpoint's saved config (`ColorMNetPipeline.load_config`, no weights loaded), or the pipeline's own
+    defaults for a Hub repo id and for keys an older config lacks (`checkpoint_config`)."""
 
-    processing_size: int = 256
-    top_k: int = MemoryConfig.top_k
-    memory_every: int = MemoryConfig.memory_every
-    max_working_frames: int = MemoryConfig.max_working_frames
-    min_working_frames: int = MemoryConfig.min_working_frames
-    num_prototypes: int = MemoryConfig.num_prototypes
+    processing_size: int
+    top_k: int
+    memory_every: int
+    max_working_frames: int
+    min_working_frames: int
+    num_prototypes: int
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike) -> ColorizeDefaults:
-        index = Path(checkpoint) / "model_index.json"
-        if not index.is_file():  # a Hub repo id: the defaults above are the pipeline's own
-            return cls()
-        config = json.loads(index.read_text())
-        return cls(**{field.name: int(config[field.name]) for field in fields(cls) if field.name in config})
+        config = checkpoint_config(ColorMNetPipeline, checkpoint)
+        return cls(**{field.name: int(config[field.name]) for field in fields(cls)})
 
 
 # ---------------------------------------------------------------------------------------- validation
 
-
-def check_video(video: str | None, limits: Limits, max_frames: int) -> VideoInfo:
-    """Open the video (decoding one frame) and check it against the limits, before any heavy work."""
-    info = open_video(video, limits)
-    if max_frames > limits.max_frames:
-        raise InputError(
-            f"Max frames may be at most {limits.max_frames} on this hardware ({limits.hardware})."
-        )
-    check_video_length(info, max_frames, limits, "colour")
-    return info
+# Shown after the pipeline's "no exemplar" error: the way out this UI offers.
+NO_EXEMPLAR_HINT = (
+    "No colour reference? Use 'Extract a frame' (below) to get a frame to colour in an editor, then upload "
+    "it as an exemplar with that frame's number in Frame indices."
+)
+FRAME_INDICES_HINT = (
+    "Frame indices: one entry per exemplar, in upload order, blank for a free reference (e.g. '0, , 120' "
+    "for three exemplars where the second is a free reference)."
+)
 
 
 def load_exemplars(exemplars: list[str] | None, limits: Limits) -> list[np.ndarray]:
-    """Decode the exemplar images as RGB arrays, refusing non-images, huge and grayscale images."""
-    if not exemplars:
-        raise InputError(
-            "No exemplar: add at least one colour image (a frame you coloured, or any photo with the colours "
-            "you want). No colour reference? Use 'Extract a frame' to get a frame to colour in an editor."
-        )
+    """Decode the uploaded exemplars as RGB arrays, refusing more of them than the hardware allows and
+    files over the upload limits (`load_uploaded_image`). Whether they make usable exemplars (at least
+    one, in colour) is `ColorMNetPipeline.check_inputs`'s to say."""
+    exemplars = exemplars or []
     if len(exemplars) > limits.max_exemplars:
         raise InputError(
             f"{len(exemplars)} exemplars given; at most {limits.max_exemplars} are allowed on this hardware."
         )
-    images = []
-    for number, path in enumerate(exemplars, start=1):
-        what = f"Exemplar {number} ('{Path(path).name}')"
-        advice = "Downscale it: the model works at a much lower resolution anyway."
-        rgb = load_uploaded_image(path, what, limits, "exemplars", advice)
-        if is_grayscale_image(rgb):
-            raise InputError(
-                f"{what} is grayscale: an exemplar must be a colour image, since the colours are copied "
-                "from it."
-            )
-        images.append(rgb)
-    return images
+    advice = "Downscale it: the model works at a much lower resolution anyway."
+    return [
+        load_uploaded_image(path, f"Exemplar {number} ('{Path(path).name}')", limits, "exemplars", advice)
+        for number, path in enumerate(exemplars, start=1)
+    ]
 
 
-def parse_frame_indices(text: str | None, num_exemplars: int, num_frames: int) -> list[int | None]:
-    """Parse "0, , 120" into [0, None, 120]: one entry per exemplar, blank = free reference.
-
-    A wholly blank field makes every exemplar a free reference.
-    """
+def parse_frame_indices(text: str | None) -> list[int | None] | None:
+    """Parse the Frame indices field: "0, , 120" -> [0, None, 120] (blank entry = free reference), a
+    wholly blank field -> None (every exemplar a free reference). Only the text is read here: whether
+    the entries fit the exemplars and the video is `ColorMNetPipeline.check_inputs`'s to say."""
     if not text or not text.strip():
-        return [None] * num_exemplars
-    entries = [entry.strip() for entry in text.split(",")]
-    example = "e.g. '0, , 120' for three exemplars where the second is a free reference"
-    if len(entries) != num_exemplars:
-        raise InputError(
-            f"Frame indices: {len(entries)} entries for {num_exemplars} exemplar(s). Give one entry per "
-            f"exemplar, in upload order, leaving an entry blank for a free reference ({example})."
-        )
+        return None
     indices: list[int | None] = []
-    for number, entry in enumerate(entries, start=1):
+    for number, entry in enumerate((entry.strip() for entry in text.split(",")), start=1):
         if not entry:
             indices.append(None)
-            continue
-        if not entry.isdigit():
-            raise InputError(
-                f"Frame indices: {entry!r} (exemplar {number}) is not a frame number ({example})."
-            )
-        index = int(entry)
-        if index >= num_frames:
-            raise InputError(
-                f"Frame indices: exemplar {number} is tied to frame {index}, but only frames 0 to "
-                f"{num_frames - 1} are coloured."
-            )
-        indices.append(index)
+        elif entry.isdigit():
+            indices.append(int(entry))
+        else:
+            raise InputError(f"{entry!r} (entry {number}) is not a frame number. {FRAME_INDICES_HINT}")
     return indices
+
+
+def check_colorize_inputs(
+    num_frames: int,
+    exemplars: list[np.ndarray],
+    exemplar_frames: list[int | None] | None,
+    processing_size: int,
+) -> None:
+    """`ColorMNetPipeline.check_inputs`, its errors shown as `InputError`s with this UI's hints.
+
+    Two calls, so that each error is told with the field it is about: without the frame indices first
+    (the exemplars, the processing size), then with them (the pipeline's rules are its own; none is
+    restated here)."""
+    try:
+        ColorMNetPipeline.check_inputs(num_frames, exemplars, processing_size=processing_size)
+    except ValueError as error:  # ExemplarError, or ValueError for the processing size
+        raise pipeline_input_error(error, hint="" if exemplars else NO_EXEMPLAR_HINT) from error
+    try:
+        ColorMNetPipeline.check_inputs(num_frames, exemplars, exemplar_frames, processing_size)
+    except ValueError as error:  # ExemplarError: the frame indices do not fit the exemplars or the video
+        raise pipeline_input_error(error, hint=FRAME_INDICES_HINT) from error
 
 
 # --------------------------------------------------------------------------------------------- the tab
@@ -220,14 +215,21 @@ class ColorizeTab:
                 the motion (the pipeline's hold); off colours every pixel of every frame afresh.
         """
         max_frames = int(max_frames or 0)
-        info = check_video(video, self.limits, max_frames)
+        check_max_frames(max_frames, self.limits)
+        # The one reader of the job: its info is what is checked, and the pipeline colours from it.
+        reader = open_video_reader(video, self.limits)
+        info = reader.info
+        check_video_length(info, max_frames, self.limits, "colour")
         images = load_exemplars(exemplars, self.limits)
         num_frames = min(info.num_frames, max_frames or self.limits.max_frames)
-        keyframes = parse_frame_indices(frame_indices, len(images), num_frames)
-        if not 64 <= processing_size <= self.limits.max_processing_size:
+        keyframes = parse_frame_indices(frame_indices)
+        processing_size = int(processing_size)
+        if processing_size > self.limits.max_processing_size:
             raise InputError(
-                f"Processing resolution must be between 64 and {self.limits.max_processing_size}."
+                f"Processing resolution may be at most {self.limits.max_processing_size} on this hardware "
+                f"({self.limits.hardware})."
             )
+        check_colorize_inputs(num_frames, images, keyframes, processing_size)
 
         pipe = load_pipeline(self.pipeline, "colorization", self.checkpoint, progress)
         output_path = new_job_dir() / f"{Path(video).stem}_colour.mp4"
@@ -237,10 +239,10 @@ class ColorizeTab:
         ):
             try:
                 result = pipe(
-                    video,
+                    reader,
                     exemplars=images,
                     exemplar_frames=keyframes,
-                    processing_size=int(processing_size),
+                    processing_size=processing_size,
                     # Always bounded: a container's frame count is an estimate and may undercount.
                     max_frames=max_frames or self.limits.max_frames,
                     output_path=output_path,
@@ -249,16 +251,17 @@ class ColorizeTab:
                     max_working_frames=int(max_working_frames),
                     num_prototypes=int(num_prototypes),
                     static_tolerance=None if hold_colour else -1.0,  # None: the model's own tolerance
-                    callback_on_frame_end=lambda pipe, index, memory: coloured.append(index),
+                    callback_on_frame_end=lambda pipe, index, callback_kwargs: coloured.append(index),
                 )
-            except (VideoInputError, ExemplarError) as error:
+            except VideoInputError as error:  # the file fails to decode partway
                 raise InputError(clean_paths(str(error), video)) from error
             except ValueError as error:  # invalid memory settings (MemoryConfig explains which)
                 raise InputError(f"Invalid settings: {error}") from error
 
         warn_if_cut_short(len(coloured), num_frames, video)
         index = min(int(compare_frame or 0), len(coloured) - 1)
-        return result.video_path, self._before_after(video, result.video_path, index)
+        # The input frame from the same reader: its first frames are decoded again, nothing else is opened.
+        return result.video_path, self._before_after(reader, result.video_path, index)
 
     def compare(self, video: str | None, colour_video: str | None, frame: float) -> tuple | None:
         """Before/after pair of frame `frame` of the input and the colour video (None before a run)."""
@@ -268,7 +271,9 @@ class ColorizeTab:
         last = VideoReader(colour_video).info.num_frames - 1
         return self._before_after(video, colour_video, min(int(frame), last))
 
-    def _before_after(self, video: str, colour_video: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def _before_after(
+        self, video: str | VideoReader, colour_video: str, index: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         # The model only sees the input's luminance, so that is the honest "before" image.
         before = to_gray(read_frame(video, index))
         after = read_frame(colour_video, index)
@@ -314,7 +319,7 @@ class ColorizeTab:
                 )
                 with gr.Accordion("Advanced", open=False, elem_id="advanced"):
                     processing_size = gr.Slider(
-                        64,
+                        ColorMNetPipeline.min_processing_size,
                         limits.max_processing_size,
                         value=min(defaults.processing_size, limits.max_processing_size),
                         step=16,

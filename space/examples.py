@@ -24,7 +24,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from pipelines.core.video import VideoReader, write_video
+from pipelines import VideoReader, write_video
 
 from . import to_gray
 

@@ -14,8 +14,9 @@ The same (seed, number of images, frames) always gives the same images; an image
 position and on the number of images generated with it. The last few results are kept, so choosing
 another sample of the grid on screen does not generate again.
 
-As in the other tabs, every input is checked against the hardware `Limits` before the model runs, and
-every problem is a `gr.Error` that says what to change.
+As in the other tabs, every input is checked before the model runs: against the hardware `Limits`
+here, and against the model's own rules by `PseudoVideoPipeline.check_inputs` (e.g. the image-only
+model takes exactly 2 frames); every problem is a `gr.Error` that says what to change.
 
 API endpoint (usable with `gradio_client`):
     `generate(seed, num_images, num_frames, sample) -> (grid png path, animation gif path, summary)`:
@@ -27,7 +28,6 @@ API endpoint (usable with `gradio_client`):
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -43,8 +43,17 @@ import torch
 from PIL import Image
 
 from pipelines import PseudoVideoPipeline
+from pipelines.pseudo_video import PseudoVideoScheduler
 
-from . import InputError, load_pipeline, new_job_dir, pipeline_job, pretrained_pipeline
+from . import (
+    InputError,
+    checkpoint_config,
+    load_pipeline,
+    new_job_dir,
+    pipeline_input_error,
+    pipeline_job,
+    pretrained_pipeline,
+)
 from .limits import Limits
 
 logger = logging.getLogger(__name__)
@@ -63,6 +72,10 @@ ANIMATION_MS, MIN_FRAME_MS, MAX_FRAME_MS, HOLD_LAST_MS = 1600, 40, 400, 1200
 CACHED_RESULTS = 4
 
 
+# Shown after the pipeline's error: its argument names, as this tab labels them.
+SETTINGS_HINT = "(Here num_images is 'Number of images' and num_frames 'Frames'.)"
+
+
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
@@ -72,21 +85,18 @@ def _plural(count: int, noun: str) -> str:
 
 @dataclass(frozen=True)
 class GenerateDefaults:
-    """The scheduler's trained frame count and kind, read from the checkpoint's scheduler config so the
-    UI matches what `pipe(...)` would do, without loading any weights."""
+    """The scheduler's trained frame count and kind, so the UI matches what `pipe(...)` would do: from
+    the checkpoint's saved scheduler config (`PseudoVideoScheduler.load_config`, no weights loaded; the
+    pipeline's own `model_index.json` only names its components), or the scheduler's own defaults for a
+    Hub repo id and for keys an older config lacks (`checkpoint_config`)."""
 
-    num_frames: int = 8
-    kind: str = "markov"
+    num_frames: int
+    kind: str
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | os.PathLike) -> GenerateDefaults:
-        config_path = Path(checkpoint) / "scheduler" / "scheduler_config.json"
-        if not config_path.is_file():  # a Hub repo id: the scheduler's own defaults
-            return cls()
-        config = json.loads(config_path.read_text())
-        return cls(
-            num_frames=int(config.get("num_frames", cls.num_frames)), kind=config.get("kind", cls.kind)
-        )
+        config = checkpoint_config(PseudoVideoScheduler, checkpoint, subfolder="scheduler")
+        return cls(num_frames=int(config["num_frames"]), kind=str(config["kind"]))
 
     @property
     def first_frame(self) -> str:
@@ -96,10 +106,19 @@ class GenerateDefaults:
         return "the fully degraded (flat grey) frame"
 
 
-def _whole_number(value: float | None, what: str, low: int, high: int, hint: str = "") -> int:
-    if value is None or isinstance(value, bool) or not float(value).is_integer() or not low <= value <= high:
-        raise InputError(f"{what} must be a whole number from {low} to {high}{hint}, got {value!r}.")
+def _whole_number(value: float | None, what: str) -> int:
+    """A slider or number box's value (Gradio sends floats) as an int; API callers may send anything."""
+    if value is None or isinstance(value, bool) or not float(value).is_integer():
+        raise InputError(f"{what} must be a whole number, got {value!r}.")
     return int(value)
+
+
+def _hardware_bounded(value: float | None, what: str, high: int, limits: Limits) -> int:
+    """`_whole_number`, refused above `high`, the most this hardware allows."""
+    number = _whole_number(value, what)
+    if number > high:
+        raise InputError(f"{what} may be at most {high} on this hardware ({limits.hardware}), got {number}.")
+    return number
 
 
 @dataclass(frozen=True)
@@ -112,28 +131,27 @@ class GenerateSettings:
     @classmethod
     def check(
         cls, seed: float | None, num_images: float | None, num_frames: float | None, sample: float | None,
-        limits: Limits, defaults: GenerateDefaults,
+        limits: Limits,
     ) -> GenerateSettings:  # fmt: skip
-        """The settings as integers, each checked against its bounds, before any heavy work."""
-        on_hardware = f" on this hardware ({limits.hardware})"
-        seed = _whole_number(seed, "The seed", 0, MAX_SEED)
-        num_images = _whole_number(
-            num_images, "Number of images", 1, limits.max_generated_images, on_hardware
+        """The settings as integers, checked against this UI's limits before any heavy work: the seed's
+        range (what the seed box and `torch.Generator.manual_seed` take), the hardware's most images and
+        frames, and a sample that is one of the grid's tiles. The model's own rules (at least 1 image,
+        at least 2 frames, exactly 2 for the image-only model) are `PseudoVideoPipeline.check_inputs`'s,
+        called by `GenerateTab` before it generates."""
+        seed = _whole_number(seed, "The seed")
+        if not 0 <= seed <= MAX_SEED:
+            raise InputError(f"The seed must be a whole number from 0 to {MAX_SEED}, got {seed}.")
+        num_images = _hardware_bounded(num_images, "Number of images", limits.max_generated_images, limits)
+        num_frames = _hardware_bounded(
+            num_frames, "Frames (sampling steps + 1)", limits.max_pseudo_video_frames, limits
         )
-        num_frames = _whole_number(
-            num_frames, "Frames (sampling steps + 1)", 2, limits.max_pseudo_video_frames, on_hardware
-        )
-        if defaults.kind == "image" and num_frames != 2:
+        sample = _whole_number(sample, "The sample")
+        if num_images >= 1 and not 0 <= sample < num_images:  # fewer images: check_inputs says so
             raise InputError(
-                "This model is the image-only model: it generates in one step, so its pseudo videos have "
-                "exactly 2 frames (noise, image). Set Frames to 2."
-            )
-        if sample is None or not float(sample).is_integer() or not 0 <= sample < num_images:
-            raise InputError(
-                f"Sample {sample!r} does not exist: {_plural(num_images, 'image')} are generated, so pick a "
+                f"Sample {sample} does not exist: {_plural(num_images, 'image')} are generated, so pick a "
                 f"sample from 0 to {num_images - 1} (row by row in the grid)."
             )
-        return cls(seed, num_images, num_frames, int(sample))
+        return cls(seed, num_images, num_frames, sample)
 
 
 # ------------------------------------------------------------------------------------------- drawing
@@ -246,18 +264,20 @@ class GenerateTab:
                 self._results.move_to_end(key)
                 return self._results[key]
         pipe = load_pipeline(self.pipeline, "generation", self.checkpoint, progress)
+        generator = torch.Generator().manual_seed(settings.seed)
+        try:
+            pipe.check_inputs(settings.num_images, generator, settings.num_frames, output_type="np")
+        except ValueError as error:  # settings this model cannot take (the pipeline says which)
+            raise pipeline_input_error(error, hint=SETTINGS_HINT) from error
         started = time.perf_counter()
         with pipeline_job("Generation", "generate fewer images or use fewer frames"):
-            try:
-                output = pipe(
-                    num_images=settings.num_images,
-                    generator=torch.Generator().manual_seed(settings.seed),
-                    num_frames=settings.num_frames,
-                    return_pseudo_video=True,
-                    output_type="np",
-                )
-            except ValueError as error:  # settings this model cannot take (the pipeline says which)
-                raise InputError(f"Invalid settings: {error}") from error
+            output = pipe(
+                num_images=settings.num_images,
+                generator=generator,
+                num_frames=settings.num_frames,
+                return_pseudo_video=True,
+                output_type="np",
+            )
         samples = Samples(
             to_uint8(output.images), to_uint8(output.pseudo_videos), time.perf_counter() - started
         )
@@ -289,7 +309,7 @@ class GenerateTab:
                 the last (the image): sampling steps + 1. From 2 to the hardware limit.
             sample: the image whose pseudo video is animated, 0-based, row by row in the grid.
         """
-        settings = GenerateSettings.check(seed, num_images, num_frames, sample, self.limits, self.defaults)
+        settings = GenerateSettings.check(seed, num_images, num_frames, sample, self.limits)
         samples = self._samples(settings, progress)
         job = new_job_dir()
         scale = display_scale(samples.images.shape[1])
@@ -330,7 +350,7 @@ class GenerateTab:
         if not shown:
             return gr.update(), gr.update()
         settings = GenerateSettings.check(
-            shown["seed"], shown["num_images"], shown["num_frames"], sample, self.limits, self.defaults
+            shown["seed"], shown["num_images"], shown["num_frames"], sample, self.limits
         )
         samples = self._samples(settings)
         animation = self._animation(samples, settings, display_scale(samples.images.shape[1]), new_job_dir())
@@ -345,9 +365,8 @@ class GenerateTab:
     def render(self) -> None:
         """Build the tab's components and events inside the current Blocks context."""
         limits, defaults = self.limits, self.defaults
+        # The trained count (2 for the image-only model, whose slider is then fixed).
         default_frames = min(defaults.num_frames, limits.max_pseudo_video_frames)
-        if defaults.kind == "image":
-            default_frames = 2
         gr.Markdown(
             "Generate images with a small model trained to make each image as the **last frame of a pseudo "
             "video** (Chen et al. 2024; the embedded model draws 8x8 handwritten digits, enlarged here): it "

@@ -14,8 +14,9 @@ first brush colours gives an overlay in the same colours. A drawing sent without
 plus composite, as some API clients send it) is read from where the composite differs from the
 background.
 
-As in the Colorize tab, every input is checked before the model runs and every problem is a
-`gr.Error` that says what to change.
+As in the Colorize tab, every input is checked before the model runs (the drawing and the points
+are read here; whether they can be tracked is `CorrespondencePipeline.check_inputs`'s to say) and
+every problem is a `gr.Error` that says what to change.
 
 API endpoints (all usable with `gradio_client`):
     `first_frame(video) -> (editor value, video info, points frame, points text)`: frame 0 as the editor
@@ -41,9 +42,8 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from pipelines import CorrespondencePipeline, VideoInputError
-from pipelines.core.video import VideoReader
-from pipelines.correspondence.pipeline import PALETTE, draw_tracks
+from pipelines import CorrespondencePipeline, VideoInputError, VideoReader
+from pipelines.correspondence import PALETTE, draw_tracks
 
 from . import (
     InputError,
@@ -54,6 +54,7 @@ from . import (
     max_frames_slider,
     new_job_dir,
     open_video,
+    pipeline_input_error,
     pipeline_job,
     pretrained_pipeline,
     read_uploaded_frame,
@@ -218,15 +219,24 @@ def painted_mask(drawing: dict | None, height: int, width: int) -> PaintedMask |
     return PaintedMask(label_map=label_map, objects=tuple(objects))
 
 
-def parse_points(text: str | None, width: int, height: int) -> np.ndarray | None:
-    """Parse "12, 30; 40 50" (or one pair per line) into (N, 2) x, y pixels; None when blank."""
+# Shown after the pipeline's "nothing to track" error: how to give it something in this tab.
+NOTHING_TO_TRACK_HINT = (
+    "Paint over each object on the first frame (one brush colour per object), or add points by clicking "
+    "on the first frame."
+)
+
+
+def parse_points(text: str | None) -> np.ndarray | None:
+    """Parse "12, 30; 40 50" (or one pair per line) into (N, 2) x, y pixels; None when blank. Only the
+    text is read here (and the tab's `MAX_POINTS`): whether the points lie on frame 0 is
+    `CorrespondencePipeline.check_inputs`'s to say."""
     entries = [entry.strip() for entry in re.split(r"[;\n]+", text or "") if entry.strip()]
     if not entries:
         return None
     if len(entries) > MAX_POINTS:
         raise InputError(f"{len(entries)} points given; at most {MAX_POINTS} can be tracked at once.")
     points = []
-    for number, entry in enumerate(entries, start=1):
+    for entry in entries:
         numbers = [part for part in re.split(r"[,\s]+", entry.strip("()[] ")) if part]
         try:
             x, y = (float(part) for part in numbers)
@@ -234,13 +244,18 @@ def parse_points(text: str | None, width: int, height: int) -> np.ndarray | None
             raise InputError(
                 f"Points: {entry!r} is not an 'x, y' pair of pixels (e.g. '64, 40'; one pair per line)."
             ) from None
-        if not (0 <= x < width and 0 <= y < height):
-            raise InputError(
-                f"Point {number} ({x:g}, {y:g}) lies outside frame 0, which is {width}x{height} px "
-                f"(x from 0 to {width - 1}, y from 0 to {height - 1})."
-            )
         points.append((x, y))
     return np.asarray(points, dtype=np.float32)
+
+
+def check_track_inputs(height: int, width: int, points: np.ndarray | None, masks: np.ndarray | None) -> None:
+    """`CorrespondencePipeline.check_inputs` for frame 0's size, its error as an `InputError` (with how
+    to give the model something to track, when nothing is)."""
+    try:
+        CorrespondencePipeline.check_inputs(height, width, points=points, masks=masks)
+    except ValueError as error:
+        hint = NOTHING_TO_TRACK_HINT if points is None and masks is None else ""
+        raise pipeline_input_error(error, hint=hint) from error
 
 
 def format_points(points: np.ndarray) -> str:
@@ -315,7 +330,9 @@ class TrackTab:
             raise InputError("Upload a video first, then click on its first frame to add points.")
         frame = read_uploaded_frame(video, 0)
         height, width = frame.shape[:2]
-        current = parse_points(points, width, height)
+        current = parse_points(points)
+        if current is not None:  # typed points: refused here as Track would refuse them
+            check_track_inputs(height, width, current, None)
         clicked = np.asarray([event.index], dtype=np.float32)
         updated = clicked if current is None else np.concatenate([current, clicked])
         if len(updated) > MAX_POINTS:
@@ -347,12 +364,9 @@ class TrackTab:
         check_max_frames(max_frames, self.limits)
         info = open_video(video, self.limits)
         mask = painted_mask(drawing, info.height, info.width)
-        point_array = parse_points(points, info.width, info.height)
-        if mask is None and point_array is None:
-            raise InputError(
-                "Nothing to track: paint over each object on the first frame (one brush colour per object), "
-                "or add points by clicking on the first frame."
-            )
+        point_array = parse_points(points)
+        label_map = None if mask is None else mask.label_map
+        check_track_inputs(info.height, info.width, point_array, label_map)
         frame_budget = max_frames or self.limits.max_frames
         over_limit = max_frames == 0 and info.num_frames > self.limits.max_frames
         if over_limit:
@@ -369,7 +383,7 @@ class TrackTab:
                 result = pipe(
                     video,
                     points=point_array,
-                    masks=None if mask is None else mask.label_map,
+                    masks=label_map,
                     # Always bounded: a container's frame count is an estimate and may undercount.
                     max_frames=frame_budget,
                     output_path=output_path,

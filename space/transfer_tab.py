@@ -7,8 +7,10 @@ whole video. The result is an H.264 mp4 (audio kept), shown beside the input as 
 short summary (frames, resolution, time taken).
 
 The edited frame must have the video's aspect ratio; one of another size with the same aspect ratio is
-resized to the video's size (with a warning). As in the other tabs, every input is checked against the
-hardware `Limits` before the model runs, and every problem is a `gr.Error` that says what to change.
+resized to the video's size (with a warning). Those rules, and the frame index's, are the pipeline's:
+`ZeroToHeroPipeline.check_inputs` checks a request before the model is loaded, and its warnings are
+shown. As in the other tabs, the hardware `Limits` are checked here, and every problem is a `gr.Error`
+that says what to change.
 
 API endpoints (all usable with `gradio_client`):
     `anchor_frame(video, frame_index) -> (preview png path, download png path)`: frame `frame_index`
@@ -29,10 +31,8 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from pipelines import VideoInputError, ZeroToHeroPipeline
+from pipelines import VideoInfo, VideoInputError, ZeroToHeroPipeline
 from pipelines.appearance import EditedFrameError
-from pipelines.appearance.pipeline import ASPECT_TOLERANCE
-from pipelines.core.video import VideoInfo
 
 from . import (
     InputError,
@@ -45,6 +45,7 @@ from . import (
     max_frames_slider,
     new_job_dir,
     open_video,
+    pipeline_input_error,
     pipeline_job,
     pretrained_pipeline,
     save_frame_png,
@@ -84,39 +85,38 @@ class TransferTab:
         check_video_length(info, max_frames, self.limits, "edit")
         return max_frames or self.limits.max_frames
 
-    @staticmethod
-    def _check_frame_index(frame_index: float | None, num_frames: int, info: VideoInfo) -> int:
-        index = _whole_number(frame_index, "The frame to edit")
-        if not 0 <= index < num_frames:
-            cut = ""
-            if num_frames < info.num_frames:
-                cut = f" (only its first {num_frames} are edited: Max frames)"
-            raise InputError(
-                f"Frame {index} is out of range: the video has {info.num_frames} frames{cut}. Pick the "
-                f"frame you edited from 0 to {num_frames - 1}."
-            )
-        return index
-
-    def _load_edited_frame(self, edited_frame: str | None, info: VideoInfo, index: int) -> np.ndarray:
-        """The edited frame as RGB uint8, checked against the limits and the video's aspect ratio (the
-        pipeline's own tolerance), so a wrong file is refused before the model is loaded."""
+    def _load_edited_frame(self, edited_frame: str | None, info: VideoInfo) -> np.ndarray | None:
+        """The uploaded edited frame as RGB uint8 (None when there is none), checked against the upload
+        limits; whether it fits the video is `ZeroToHeroPipeline.check_inputs`'s to say."""
         if not edited_frame:
-            raise InputError(
-                f"No edited frame: download frame {index} (the button under its preview), edit it in any "
-                "image editor, and upload the edited version."
-            )
+            return None
         what = f"The edited frame ('{Path(edited_frame).name}')"
         advice = f"Export it at the video's size, {info.width}x{info.height}."
-        rgb = load_uploaded_image(edited_frame, what, self.limits, "edited frames", advice)
-        height, width = rgb.shape[:2]
-        aspect, edited_aspect = info.width / info.height, width / height
-        if abs(edited_aspect / aspect - 1) > ASPECT_TOLERANCE:
-            raise InputError(
-                f"{what} is {width}x{height}, but the video's frames are {info.width}x{info.height}: the "
-                f"aspect ratios differ ({edited_aspect:.3f} and {aspect:.3f}). Edit the downloaded frame "
-                "without cropping it or changing its shape, and export it at the video's size."
+        return load_uploaded_image(edited_frame, what, self.limits, "edited frames", advice)
+
+    @staticmethod
+    def _check_inputs(info: VideoInfo, edited: np.ndarray | None, index: int, budget: int) -> list[str]:
+        """`ZeroToHeroPipeline.check_inputs` before the model is loaded: its warnings (e.g. the edited
+        frame is resized), or its error as an `InputError` with the way to fix it in this tab.
+
+        Two calls, so that each error is told with the field it is about: the frame index first (with
+        a blank stand-in of the video's size for the edited frame), then the edited frame itself."""
+        stand_in = np.zeros((info.height, info.width, 3), dtype=np.uint8)
+        try:
+            ZeroToHeroPipeline.check_inputs(info, stand_in, frame_index=index, max_frames=budget)
+        except EditedFrameError as error:
+            hint = "Set 'Frame to edit' to the frame you edited."
+            raise pipeline_input_error(error, hint=hint) from error
+        try:
+            return ZeroToHeroPipeline.check_inputs(
+                info, edited, frame_index=index, max_frames=budget, output_type=None
             )
-        return rgb
+        except EditedFrameError as error:
+            hint = (
+                f"Download frame {index} (the button under its preview), edit it in any image editor "
+                "without cropping or resizing it, and upload the edited version."
+            )
+            raise pipeline_input_error(error, hint=hint) from error
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -172,21 +172,18 @@ class TransferTab:
         """
         info = open_video(video, self.limits)
         budget = self._frame_budget(info, _whole_number(max_frames or 0, "Max frames"))
-        index = self._check_frame_index(frame_index, min(info.num_frames, budget), info)
-        edited = self._load_edited_frame(edited_frame, info, index)
-        resized = edited.shape[:2] != (info.height, info.width)
-        if resized:
-            gr.Warning(
-                f"The edited frame is {edited.shape[1]}x{edited.shape[0]}: resized to the video's "
-                f"{info.width}x{info.height}."
-            )
+        index = _whole_number(frame_index, "The frame to edit")
+        edited = self._load_edited_frame(edited_frame, info)
+        warnings = self._check_inputs(info, edited, index, budget)
+        for warning in warnings:
+            gr.Warning(warning)
 
         pipe = load_pipeline(self.pipeline, "appearance transfer", self.checkpoint, progress)
         output_path = new_job_dir() / f"{Path(video).stem}_edited.mp4"
         # Counted as they are written: the container's frame count is only an estimate.
         written = 0
 
-        def count_frame(_pipe: ZeroToHeroPipeline, frame: int) -> None:
+        def count_frame(_pipe: ZeroToHeroPipeline, frame: int, _callback_kwargs: dict) -> None:
             nonlocal written
             written = frame + 1
 
@@ -216,10 +213,7 @@ class TransferTab:
             lines.append(f"⚠️ {cut_short}")
         elif written < info.num_frames:
             lines.append(f"Only the first {written} of its {info.num_frames} frames (Max frames).")
-        if resized:
-            lines.append(
-                f"The edited frame ({edited.shape[1]}x{edited.shape[0]}) was resized to the video's size."
-            )
+        lines.extend(warnings)  # e.g. the edited frame resized to the video's size, as the warning said
         return str(result.video_path), "\n\n".join(lines)
 
     # -- layout ----------------------------------------------------------------------------------

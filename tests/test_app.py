@@ -19,7 +19,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from test_video import write_h264
 
-from pipelines.core.video import write_video
+from pipelines import VideoReader, write_video
 
 # Gradio's queue uses pandas APIs that pandas 3 deprecates; not ours to fix.
 pytestmark = [
@@ -32,6 +32,15 @@ HEIGHT, WIDTH = 64, 96
 # Limits lowered through the environment (see space/limits.py) so "too long" and "too large" inputs
 # stay tiny.
 TEST_LIMITS = {"HUEFLOW_MAX_FRAMES": "12", "HUEFLOW_MAX_EXEMPLAR_SIDE": "512"}
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PUBLIC_PACKAGES = {
+    "pipelines",
+    "pipelines.colorization",
+    "pipelines.appearance",
+    "pipelines.correspondence",
+    "pipelines.pseudo_video",
+    "pipelines.tgan",
+}
 # Settings after (video, exemplars, frame indices): processing size, max frames, top_k, memory_every,
 # max_working_frames, num_prototypes, before/after frame.
 FAST_SETTINGS = (64, 0, 30, 5, 10, 128, 3)
@@ -232,13 +241,15 @@ def test_video_info_fits_sliders_to_the_clip(client, media):
         ({"video": "corrupt_video"}, "cannot be used as the video"),
         ({"video": "exemplar"}, "is an image, not a video"),
         ({"video": "long_video"}, "too long: 16 frames"),
-        ({"exemplars": ()}, "No exemplar"),
-        ({"exemplars": ("gray_exemplar",)}, "is grayscale"),
+        # The pipeline's rules, in its words (ColorMNetPipeline.check_inputs), with the UI's hints.
+        ({"exemplars": ()}, "No exemplar given: .* No colour reference. Use 'Extract a frame'"),
+        ({"exemplars": ("gray_exemplar",)}, r"Exemplar 1 has no colour \(it is grayscale\)"),
+        ({"indices": "0, 3"}, "Got 1 exemplars but 2 exemplar_frames: .* Frame indices: one entry per"),
+        ({"indices": "8"}, r"Exemplar 1 is tied to frame 8, but the video .* has 8 frames \(valid indices 0"),
+        # The app's own: upload limits and the field's text.
         ({"exemplars": ("text_exemplar",)}, "is not an image"),
         ({"exemplars": ("huge_exemplar",)}, "at most 512 px per side"),
-        ({"indices": "first"}, "is not a frame number"),
-        ({"indices": "0, 3"}, "2 entries for 1 exemplar"),
-        ({"indices": "8"}, "only frames 0 to 7"),
+        ({"indices": "first"}, r"'first' \(entry 1\) is not a frame number"),
     ],
     ids=lambda value: value if isinstance(value, str) else "-".join(map(str, value.values())),
 )
@@ -272,3 +283,102 @@ def test_missing_model_gives_clear_error_and_is_retried(media, tmp_path):
         with pytest.raises(gr.Error, match="colorization model could not be loaded .no model folder at"):
             tab.colorize(*args, progress=lambda *a, **k: None)
     assert not tab.pipeline.loaded
+
+
+def test_a_colorize_job_opens_the_video_once_for_the_model(media, monkeypatch):
+    """The job opens one `VideoReader`: its info is what the checks read, and the pipeline colours from
+    it. The file is opened three times in all: that reader's probe (one frame decoded), the model's one
+    pass over the frames, and the before/after frame (decoded from the start, up to that frame). Before
+    the reader was shared, a job built 3 readers and opened the file 5 times."""
+    from space.colorize_tab import ColorizeTab
+    from space.limits import Limits
+
+    real_init, real_open = VideoReader.__init__, av.open
+    readers: list[str] = []
+    opens: list[str] = []
+
+    def counting_init(self, source, *args, **kwargs):
+        readers.append(str(source))
+        real_init(self, source, *args, **kwargs)
+
+    def counting_open(file, *args, **kwargs):
+        opens.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(VideoReader, "__init__", counting_init)
+    monkeypatch.setattr(av, "open", counting_open)
+    video = str(media["video"])
+    tab = ColorizeTab(REPO_ROOT / "checkpoints" / "colormnet-lite", Limits.detect())
+    video_path, (before, after) = tab.colorize(
+        video, [str(media["exemplar"])], "0", *FAST_SETTINGS, progress=lambda *a, **k: None
+    )
+
+    assert decode(video_path).shape[0] == NUM_FRAMES and before.shape == after.shape
+    assert readers.count(video) == 1
+    assert opens.count(video) == 3
+
+
+def test_the_app_imports_only_the_pipelines_public_names():
+    """space/ and app.py use `pipelines` and its systems' packages through their faces (`__all__`),
+    never a module inside them: the pipelines can be reorganised without breaking the app."""
+    import ast
+    import importlib
+
+    sources = [REPO_ROOT / "app.py", *sorted((REPO_ROOT / "space").glob("*.py"))]
+    checked = 0
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names if alias.name.split(".")[0] == "pipelines"]
+                assert not names, f"{source.name}: import {names} (use from pipelines import ...)"
+            if not isinstance(node, ast.ImportFrom) or (node.module or "").split(".")[0] != "pipelines":
+                continue
+            assert node.module in PUBLIC_PACKAGES, f"{source.name}: from {node.module} import ..."
+            public = importlib.import_module(node.module).__all__
+            for alias in node.names:
+                assert alias.name in public, f"{source.name}: {alias.name} is not in {node.module}.__all__"
+                checked += 1
+    assert checked > 10
+
+
+def test_colorize_defaults_come_from_the_checkpoints_config(tmp_path):
+    """The Advanced settings start at what the checkpoint's pipeline would use: its saved config
+    (`ColorMNetPipeline.load_config`), and the pipeline's own defaults for a Hub repo id (not fetched:
+    the app builds offline) and for keys an older config lacks."""
+    import inspect
+    import json
+    from dataclasses import asdict
+
+    from pipelines import ColorMNetPipeline
+    from space.colorize_tab import ColorizeDefaults
+
+    own = {name: p.default for name, p in inspect.signature(ColorMNetPipeline.__init__).parameters.items()}
+    embedded = REPO_ROOT / "checkpoints" / "colormnet-lite"
+    saved = ColorMNetPipeline.load_config(embedded)
+    defaults = asdict(ColorizeDefaults.from_checkpoint(embedded))
+    assert defaults == {name: saved[name] for name in defaults}
+    assert asdict(ColorizeDefaults.from_checkpoint("hueflow/no-such-repo")) == {
+        name: own[name] for name in defaults
+    }
+
+    older = {key: value for key, value in saved.items() if key != "top_k"}
+    older["processing_size"] = own["processing_size"] + 64
+    (tmp_path / "model_index.json").write_text(json.dumps(older))
+    defaults = ColorizeDefaults.from_checkpoint(tmp_path)
+    assert (defaults.top_k, defaults.processing_size) == (own["top_k"], own["processing_size"] + 64)
+
+
+def test_processing_size_below_the_models_minimum_is_refused_in_the_pipelines_words():
+    """Gradio's slider starts at `ColorMNetPipeline.min_processing_size`; a direct caller below it gets
+    the pipeline's own error."""
+    import gradio as gr
+
+    from pipelines import ColorMNetPipeline
+    from space.colorize_tab import check_colorize_inputs
+
+    exemplar = colour_clip(1)[0]
+    size = ColorMNetPipeline.min_processing_size
+    check_colorize_inputs(NUM_FRAMES, [exemplar], [0], size)
+    with pytest.raises(gr.Error, match=f"processing_size must be an integer of at least {size}") as error:
+        check_colorize_inputs(NUM_FRAMES, [exemplar], [0], size - 16)
+    assert "Frame indices" not in str(error.value)  # the hint of another field

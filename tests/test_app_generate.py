@@ -8,6 +8,7 @@ the animation is decoded with Pillow.
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,28 +163,93 @@ def test_bad_input_gives_clear_error_and_next_job_runs(client, inputs, message):
 
 
 def test_settings_are_checked_against_the_limits():
-    """The tab's own checks, for callers that bypass Gradio's slider bounds."""
+    """The tab's own checks (whole numbers, the seed's range, the hardware's most images and frames, a
+    sample of the grid), for callers that bypass Gradio's slider bounds."""
     import gradio as gr
 
-    from space.generate_tab import GenerateDefaults, GenerateSettings
+    from space.generate_tab import GenerateSettings
     from space.limits import Limits
 
     limits = Limits.detect().with_env_overrides(
         {"HUEFLOW_MAX_GENERATED_IMAGES": "8", "HUEFLOW_MAX_PSEUDO_VIDEO_FRAMES": "6"}
     )
-    markov, image_only = GenerateDefaults(8, "markov"), GenerateDefaults(2, "image")
-    assert GenerateSettings.check(5, 8.0, 6, 7, limits, markov) == GenerateSettings(5, 8, 6, 7)
+    assert GenerateSettings.check(5, 8.0, 6, 7, limits) == GenerateSettings(5, 8, 6, 7)
     for args, message in [
-        ((5, 9, 6, 0), "Number of images must be a whole number from 1 to 8 on this hardware"),
+        ((5, 9, 6, 0), "Number of images may be at most 8 on this hardware"),
         ((5, 2.5, 6, 0), "Number of images must be a whole number"),
-        ((5, 4, 7, 0), r"Frames \(sampling steps \+ 1\) must be a whole number from 2 to 6"),
-        ((None, 4, 6, 0), "The seed must be a whole number from 0 to 4294967295"),
+        ((5, 4, 7, 0), r"Frames \(sampling steps \+ 1\) may be at most 6 on this hardware"),
+        ((None, 4, 6, 0), "The seed must be a whole number"),
+        ((-1, 4, 6, 0), "The seed must be a whole number from 0 to 4294967295"),
         ((5, 4, 6, 4), "Sample 4 does not exist"),
+        ((5, 4, 6, 0.5), "The sample must be a whole number"),
     ]:
         with pytest.raises(gr.Error, match=message):
-            GenerateSettings.check(*args, limits, markov)
-    with pytest.raises(gr.Error, match="image-only model"):
-        GenerateSettings.check(5, 4, 6, 0, limits, image_only)
+            GenerateSettings.check(*args, limits)
+
+
+def save_tiny_pipeline(folder: Path, mode: str) -> Path:
+    """A tiny untrained `PseudoVideoPipeline` (8x8 grey images) saved as a model folder."""
+    import torch
+
+    from pipelines import PseudoVideoPipeline
+    from pipelines.pseudo_video import PseudoVideoGenerator, scheduler_for_mode
+
+    torch.manual_seed(0)
+    model = PseudoVideoGenerator(image_size=8, in_channels=1, width=8, latent_dim=4, level_dim=8)
+    PseudoVideoPipeline(model, scheduler_for_mode(mode, 4)).save_pretrained(folder)
+    return folder
+
+
+def test_the_models_own_rules_come_from_the_pipeline(tmp_path):
+    """Rules of the model, not of the UI (at least 1 image, at least 2 frames, exactly 2 for the
+    image-only model) are `PseudoVideoPipeline.check_inputs`'s: the tab shows its errors, before
+    anything is generated, and the tab's defaults come from the model's saved scheduler config."""
+    import gradio as gr
+
+    from space.generate_tab import GenerateDefaults, GenerateTab
+    from space.limits import Limits
+
+    def no_progress(*args, **kwargs):
+        return None
+
+    limits = Limits.detect()
+    image_only = GenerateTab(save_tiny_pipeline(tmp_path / "image-only", "image"), limits)
+    assert image_only.defaults == GenerateDefaults(num_frames=2, kind="image")
+    with pytest.raises(gr.Error, match=r"image-only model makes one step \(num_frames=2\), got num_frames=6"):
+        image_only.generate(0, 4, 6, 0, progress=no_progress)
+    grid, animation, _, _ = image_only.generate(0, 4, 2, 3, progress=no_progress)
+    assert len(grid_tiles(grid)) == 4 and len(animation_frames(animation)) == 2
+
+    markov = GenerateTab(save_tiny_pipeline(tmp_path / "markov", "markov"), limits)
+    assert markov.defaults == GenerateDefaults(num_frames=4, kind="markov")
+    for args, message in [
+        ((0, 0, 4, 0), "num_images must be a positive integer, got 0"),
+        ((0, 4, 1, 0), "A pseudo video needs num_frames >= 2"),
+    ]:
+        with pytest.raises(gr.Error, match=message) as error:
+            markov.generate(*args, progress=no_progress)
+        assert "'Number of images'" in str(error.value)  # the hint names the tab's fields
+    assert len(grid_tiles(markov.generate(0, 3, 5, 0, progress=no_progress)[0])) == 3
+
+
+def test_defaults_without_a_local_scheduler_config_are_the_schedulers_own(tmp_path):
+    """A Hub repo id is not fetched to build the app (offline), and a key missing from an older config
+    keeps the scheduler's default."""
+    import inspect
+
+    from pipelines.pseudo_video import PseudoVideoScheduler
+    from space.generate_tab import GenerateDefaults
+
+    own = inspect.signature(PseudoVideoScheduler.__init__).parameters
+    expected = GenerateDefaults(num_frames=own["num_frames"].default, kind=own["kind"].default)
+    assert GenerateDefaults.from_checkpoint("hueflow/no-such-repo") == expected
+
+    older = save_tiny_pipeline(tmp_path / "older", "rich")  # a "mixture" scheduler of 4 frames
+    config_path = older / "scheduler" / "scheduler_config.json"
+    config = json.loads(config_path.read_text())
+    del config["num_frames"]
+    config_path.write_text(json.dumps(config))
+    assert GenerateDefaults.from_checkpoint(older) == GenerateDefaults(own["num_frames"].default, "mixture")
 
 
 def test_clicks_on_the_grid_pick_the_tile_under_them():

@@ -23,8 +23,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from test_video import write_h264
 
-from pipelines import CorrespondencePipeline
-from pipelines.core.video import write_video
+from pipelines import CorrespondencePipeline, write_video
 from pipelines.correspondence import MotionCorrespondenceEncoder
 
 # Gradio's queue uses pandas APIs that pandas 3 deprecates; not ours to fix.
@@ -302,7 +301,8 @@ def test_video_over_the_frame_limit_tracks_its_beginning(client, media):
         ({"video": None}, "Upload a video first"),
         ({"video": "corrupt_video"}, "cannot be used as the video"),
         ({"video": "frame0"}, "is an image, not a video"),
-        ({"editor": None}, "Nothing to track: paint over each object"),
+        # The pipeline's rules, in its words (CorrespondencePipeline.check_inputs), with the UI's hint.
+        ({"editor": None}, "Nothing to track: give `points` .* Paint over each object on the first frame"),
         ({"editor": {"background": "frame0", "layers": ("layer_empty",)}}, "Nothing to track"),
         ({"editor": {"layers": ("layer_wrong_size",)}}, "is 64x48 px, but the video's frames are 128x96"),
         ({"editor": {"layers": ("layer_eleven_colours",)}}, "more than 10 different colours"),
@@ -375,3 +375,20 @@ def test_painted_mask_orders_objects_by_brush_colour():
     assert np.bincount(mask.label_map.ravel()).tolist() == [HEIGHT * WIDTH - 1740, 100, 1640]
     assert painted_mask({"layers": [rgba_layer()]}, HEIGHT, WIDTH) is None
     assert painted_mask(None, HEIGHT, WIDTH) is None
+
+
+def test_typed_points_are_checked_when_a_point_is_clicked(media):
+    """Clicking adds a point to the typed ones; typed points outside frame 0 are refused right there,
+    with the pipeline's message (the same check Track makes)."""
+    import gradio as gr
+
+    from space.limits import Limits
+    from space.track_tab import TrackTab
+
+    tab = TrackTab("unused", Limits.detect())
+    click = gr.SelectData(None, {"index": [20, 30], "value": None})
+    points, frame = tab.add_point(str(media["video"]), "10, 10", click)
+    assert points == "10, 10\n20, 30" and frame.shape == (HEIGHT, WIDTH, 3)
+    outside = rf"Point 2 \(500, 20\) lies outside frame 0, which is {WIDTH}x{HEIGHT}"
+    with pytest.raises(gr.Error, match=outside):
+        tab.add_point(str(media["video"]), "10, 10\n500, 20", click)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipelines.core.video import VideoReader, write_video
+from pipelines import VideoReader, write_video
 
 pytestmark = [
     pytest.mark.browser,

@@ -33,10 +33,6 @@ from ..core.outputs import FrameCallback
 from ..core.resize import processing_shape, resize
 from ..core.video import VideoReader, output_writer
 from .modeling import MotionCorrespondenceEncoder, frame_flow
-
-# PALETTE is re-exported only for space/track_tab.py, which imports it from here until it imports
-# from `pipelines.correspondence`; drop it from this line then.
-from .overlay import PALETTE as PALETTE  # noqa: F401
 from .overlay import draw_tracks
 from .propagation import PropagationConfig, iter_tracks
 
