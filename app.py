@@ -27,11 +27,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from space.colorize_tab import build_tab as build_colorize_tab
-from space.generate_tab import build_tab as build_generate_tab
+from space.colorize_tab import ColorizeTab
+from space.generate_tab import GenerateTab
 from space.limits import Limits
-from space.track_tab import build_tab as build_track_tab
-from space.transfer_tab import build_tab as build_transfer_tab
+from space.track_tab import TrackTab
+from space.transfer_tab import TransferTab
 
 # Resolved from this file, not the working directory, so `python /path/to/app.py` works from anywhere.
 REPO_ROOT = Path(__file__).resolve().parent
@@ -66,13 +66,13 @@ def build_demo(limits: Limits | None = None) -> gr.Blocks:
             + limits.describe()
         )
         with gr.Tab("Colorize"):
-            build_colorize_tab(colorization_model, limits)
+            ColorizeTab(colorization_model, limits).render()
         with gr.Tab("Track"):
-            build_track_tab(correspondence_model, limits)
+            TrackTab(correspondence_model, limits).render()
         with gr.Tab("Edit"):
-            build_transfer_tab(appearance_model, limits)
+            TransferTab(appearance_model, limits).render()
         with gr.Tab("Generate"):
-            build_generate_tab(generation_model, limits)
+            GenerateTab(generation_model, limits).render()
     return demo
 
 

@@ -17,37 +17,28 @@ benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import datetime
-import shlex
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from common import Benchmark, large_still, synthetic_frames
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run as a plain script
-    sys.path.insert(0, str(REPO_ROOT))
-
-from benchmarks.colorization_speed import (  # noqa: E402
-    large_still,
-    machine_description,
-    print_and_record,
-    synthetic_frames,
-)
-
-HEADING = "## Appearance transfer speed (`benchmarks/appearance_speed.py`)"
-TABLE_HEADER = (
-    "| date | machine | torch threads | model | processing size | frames | Zero s/frame | Zero+Hero s/frame "
-    "| Hero s/frame | fine-tuning steps | fine-tuning s | peak RSS MB | command |\n"
-    "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
-)
-DESCRIPTION = (
-    "ZeroToHeroPipeline carrying an edit of frame 0 (reds to blue, a painted striped patch) through a "
-    "synthetic 854x480 colour clip (pan/zoom over a photo) read from an mp4, output streamed to an mp4. "
-    "s/frame: warm (model load, anchor encoding and the first 3 frames excluded); Hero = (Zero+Hero) - Zero. "
-    "Fine-tuning: `finetune_restorer` on proxy pairs of the anchor."
+BENCHMARK = Benchmark(
+    script="benchmarks/appearance_speed.py",
+    title="Appearance transfer speed",
+    default_model="checkpoints/zero2hero-lite",
+    table_header=(
+        "| date | machine | torch threads | model | processing size | frames | Zero s/frame "
+        "| Zero+Hero s/frame | Hero s/frame | fine-tuning steps | fine-tuning s | peak RSS MB | command |\n"
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    ),
+    description=(
+        "ZeroToHeroPipeline carrying an edit of frame 0 (reds to blue, a painted striped patch) through a "
+        "synthetic 854x480 colour clip (pan/zoom over a photo) read from an mp4, output streamed to an mp4. "
+        "s/frame: warm (model load, anchor encoding and the first 3 frames excluded); "
+        "Hero = (Zero+Hero) - Zero. Fine-tuning: `finetune_restorer` on proxy pairs of the anchor."
+    ),
 )
 WARMUP_FRAMES = 3
 
@@ -116,22 +107,12 @@ def run(num_frames: int, model: str, finetune_steps: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=30)
-    parser.add_argument("--model", default="checkpoints/zero2hero-lite")
     parser.add_argument("--finetune-steps", type=int, default=50)
-    parser.add_argument("--no-record", action="store_true", help="print only, do not append to RESULTS.md")
-    args = parser.parse_args(argv)
+    args = BENCHMARK.parse_args(parser, argv)
     if args.frames <= WARMUP_FRAMES + 1:
         raise SystemExit(f"--frames must be above {WARMUP_FRAMES + 1} (the warm-up frames are not timed)")
     result = run(args.frames, args.model, args.finetune_steps)
-    command = ["python", "benchmarks/appearance_speed.py", "--frames", str(args.frames)]
-    command += ["--finetune-steps", str(args.finetune_steps)]
-    if args.model != "checkpoints/zero2hero-lite":
-        command += ["--model", args.model]
     cells = [
-        datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        machine_description(),
-        str(result["torch_threads"]),
-        args.model,
         str(result["processing_size"]),
         str(result["frames"]),
         f"{result['zero']:.3f}",
@@ -140,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         str(result["finetune_steps"]),
         f"{result['finetune_seconds']:.1f}",
         f"{result['peak_rss_mb']:.0f}",
-        f"`{shlex.join(command)}`",
     ]
-    print_and_record(cells, HEADING, TABLE_HEADER, DESCRIPTION, save=not args.no_record)
+    flags = ["--frames", str(args.frames), "--finetune-steps", str(args.finetune_steps)]
+    BENCHMARK.record_run(args, result["torch_threads"], cells, flags)
     return 0
 
 

@@ -24,77 +24,33 @@ benchmark's heading, with the exact command.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import math
 import os
-import platform
 import resource
-import shlex
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
+from common import HEIGHT, REPO_ROOT, WIDTH, Benchmark, large_still, synthetic_frames
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-RESULTS_PATH = REPO_ROOT / "benchmarks" / "RESULTS.md"
-HEADING = "## Colorization speed (`benchmarks/colorization_speed.py`)"
-TABLE_HEADER = (
-    "| date | machine | torch threads | model | processing size | frames | s/frame (warm) | peak RSS MB "
-    "| RSS growth MB (frame 3 to end) | RSS after load MB | command |\n"
-    "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+BENCHMARK = Benchmark(
+    script="benchmarks/colorization_speed.py",
+    title="Colorization speed",
+    default_model="checkpoints/colormnet-lite",
+    table_header=(
+        "| date | machine | torch threads | model | processing size | frames | s/frame (warm) | peak RSS MB "
+        "| RSS growth MB (frame 3 to end) | RSS after load MB | command |\n"
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    ),
+    description=(
+        "ColorMNetPipeline on a synthetic 854x480 grayscale clip (pan/zoom over a photo) read from an "
+        "mp4 and streamed to an mp4 (`output_path`), one fresh process per run. s/frame: warm, model "
+        "load and the first 3 frames excluded. RSS growth: RSS at the last frame minus RSS after frame 3."
+    ),
 )
-WIDTH, HEIGHT = 854, 480
 WARMUP_FRAMES = 3
-
-# The benchmark runs as a plain script (python benchmarks/...), so the repo root is not on sys.path by itself.
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-
-# ----------------------------------------------------------------------------------------------- input clip
-
-
-def _camera(index: int, still_shape: tuple[int, ...]) -> np.ndarray:
-    """2x3 affine map from output pixels to still pixels: a smooth elliptical pan with a gentle zoom."""
-    still_height, still_width = still_shape[:2]
-    # One loop every 20 s at 25 fps, whatever the clip length: at most about 8 pixels of motion per frame.
-    phase = 2 * math.pi * index / 500
-    scale = 1.0 + 0.15 * math.sin(phase * 0.5)  # still pixels per output pixel
-    span_x, span_y = still_width - WIDTH * scale, still_height - HEIGHT * scale
-    left = 0.5 * span_x * (1 + 0.9 * math.sin(phase))
-    top = 0.5 * span_y * (1 + 0.9 * math.cos(phase))
-    return np.array([[scale, 0.0, left], [0.0, scale, top]], np.float32)
-
-
-def large_still() -> np.ndarray:
-    """A colour photo (scikit-image's astronaut) upscaled to 1536x1536, for the 854x480 window to roam."""
-    import cv2
-    from skimage import data
-
-    return cv2.resize(data.astronaut(), (1536, 1536), interpolation=cv2.INTER_CUBIC)
-
-
-def synthetic_frames(num_frames: int, still: np.ndarray, grayscale: bool = True) -> Iterator[np.ndarray]:
-    """The clip's RGB uint8 frames (854x480), generated one at a time."""
-    import cv2
-
-    for index in range(num_frames):
-        matrix = _camera(index, still.shape)
-        frame = cv2.warpAffine(
-            still,
-            matrix,
-            (WIDTH, HEIGHT),
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_REFLECT,
-        )
-        if grayscale:
-            frame = np.repeat(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
-        yield frame
 
 
 # ----------------------------------------------------------------------------------------------- worker
@@ -170,90 +126,11 @@ def run_worker(args: argparse.Namespace) -> dict:
 # ----------------------------------------------------------------------------------------------- parent
 
 
-def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    # nproc counts the CPUs this process may use (affinity / cgroup cpusets), not those in the box.
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cpu}, nproc={nproc}"
-
-
-def _command(num_frames: int, args: argparse.Namespace) -> str:
-    parts = ["python", "benchmarks/colorization_speed.py", "--frames", str(num_frames)]
-    if args.model != "checkpoints/colormnet-lite":
-        parts += ["--model", args.model]
-    if args.processing_size:
-        parts += ["--processing-size", str(args.processing_size)]
-    return shlex.join(parts)
-
-
 def _fmt(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def markdown_row(result: dict, num_frames: int, args: argparse.Namespace, machine: str) -> str:
-    cells = [
-        datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        machine,
-        str(result["torch_threads"]),
-        args.model,
-        str(result["processing_size"]),
-        str(result["frames"]),
-        _fmt(result["seconds_per_frame"], 3),
-        _fmt(result["peak_rss_mb"], 0),
-        _fmt(result["rss_growth_warm_mb"], 1),
-        _fmt(result["rss_after_load_mb"], 0),
-        f"`{_command(num_frames, args)}`",
-    ]
-    return "| " + " | ".join(cells) + " |"
-
-
-DESCRIPTION = (
-    "ColorMNetPipeline on a synthetic 854x480 grayscale clip (pan/zoom over a photo) read from an "
-    "mp4 and streamed to an mp4 (`output_path`), one fresh process per run. s/frame: warm, model "
-    "load and the first 3 frames excluded. RSS growth: RSS at the last frame minus RSS after frame 3."
-)
-
-
-def record(
-    row: str,
-    heading: str = HEADING,
-    table_header: str = TABLE_HEADER,
-    description: str = DESCRIPTION,
-    path: Path = RESULTS_PATH,
-) -> None:
-    """Add `row` at the end of a benchmark's table in RESULTS.md, creating its section if needed."""
-    lines = path.read_text().splitlines() if path.exists() else ["# Benchmark results"]
-    if heading not in lines:
-        lines += ["", heading, "", description, "", *table_header.splitlines()]
-        lines.append(row)
-    else:
-        start = lines.index(heading)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        table_lines = [i for i in range(start, end) if lines[i].startswith("|")]
-        if table_lines:
-            lines.insert(table_lines[-1] + 1, row)
-        else:
-            lines[end:end] = [*table_header.splitlines(), row, ""]
-    path.write_text("\n".join(lines) + "\n")
-
-
-def print_and_record(cells: list[str], heading: str, table_header: str, description: str, save: bool) -> None:
-    """Print a benchmark's table header and its new row (`cells`), and with `save` add the row to
-    RESULTS.md (`record`): the last step every benchmark script shares."""
-    row = "| " + " | ".join(cells) + " |"
-    print(table_header.splitlines()[0])
-    print(row, flush=True)
-    if save:
-        record(row, heading, table_header, description)
-
-
-def run_one(num_frames: int, args: argparse.Namespace, machine: str) -> dict:
+def run_one(num_frames: int, args: argparse.Namespace) -> dict:
     """Write the input clip, then measure it in a fresh worker process."""
     from pipelines.core.video import write_video
 
@@ -276,15 +153,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--frames", type=int, nargs="+", default=[100], help="clip length(s), one process each"
     )
-    parser.add_argument("--model", default="checkpoints/colormnet-lite", help="pipeline folder to load")
     parser.add_argument(
         "--processing-size", type=int, default=None, help="model short side (default: config)"
     )
-    parser.add_argument("--no-record", action="store_true", help="print only, do not append to RESULTS.md")
     # Internal: the fresh process that does the measurement.
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    return BENCHMARK.parse_args(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,21 +169,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if any(n <= WARMUP_FRAMES for n in args.frames):
         raise SystemExit(f"--frames must be above {WARMUP_FRAMES} (the warm-up frames are not timed)")
-    machine = machine_description()
     for num_frames in args.frames:
-        result = run_one(num_frames, args, machine)
-        row = markdown_row(result, num_frames, args, machine)
+        result = run_one(num_frames, args)
         print(
             f"{num_frames} frames: {result['seconds_per_frame']:.3f} s/frame warm, "
             f"first {WARMUP_FRAMES} frames {result['first_frames_seconds']:.1f} s, "
             f"model load {result['load_seconds']:.1f} s, "
             f"peak RSS {result['peak_rss_mb']:.0f} MB"
         )
-        print(TABLE_HEADER.splitlines()[0])
-        print(row, flush=True)
-        if not args.no_record:
-            record(row)
-            print(f"Recorded in {RESULTS_PATH.relative_to(REPO_ROOT)}")
+        cells = [
+            str(result["processing_size"]),
+            str(result["frames"]),
+            _fmt(result["seconds_per_frame"], 3),
+            _fmt(result["peak_rss_mb"], 0),
+            _fmt(result["rss_growth_warm_mb"], 1),
+            _fmt(result["rss_after_load_mb"], 0),
+        ]
+        flags = ["--frames", str(num_frames)]
+        if args.processing_size:
+            flags += ["--processing-size", str(args.processing_size)]
+        BENCHMARK.record_run(args, result["torch_threads"], cells, flags)
     return 0
 
 

@@ -13,39 +13,28 @@ frames excluded) and the process's peak RSS; the row is appended to benchmarks/R
 from __future__ import annotations
 
 import argparse
-import datetime
-import shlex
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from common import HEIGHT, WIDTH, Benchmark, large_still, synthetic_frames
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run as a plain script
-    sys.path.insert(0, str(REPO_ROOT))
-
-from benchmarks.colorization_speed import (  # noqa: E402
-    HEIGHT,
-    WIDTH,
-    large_still,
-    machine_description,
-    print_and_record,
-    synthetic_frames,
-)
-
-HEADING = "## Correspondence speed (`benchmarks/correspondence_speed.py`)"
-TABLE_HEADER = (
-    "| date | machine | torch threads | model | processing size | frames | s/frame (warm) | peak RSS MB "
-    "| command |\n"
-    "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |"
-)
-DESCRIPTION = (
-    "CorrespondencePipeline tracking a 3-object mask and 16 points drawn on frame 0 through a synthetic "
-    "854x480 colour clip (pan/zoom over a photo) read from an mp4, with the overlay video streamed to an "
-    "mp4. "
-    "s/frame: warm, model load and the first 3 frames excluded."
+BENCHMARK = Benchmark(
+    script="benchmarks/correspondence_speed.py",
+    title="Correspondence speed",
+    default_model="checkpoints/mer-correspondence",
+    table_header=(
+        "| date | machine | torch threads | model | processing size | frames | s/frame (warm) | peak RSS MB "
+        "| command |\n"
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | --- |"
+    ),
+    description=(
+        "CorrespondencePipeline tracking a 3-object mask and 16 points drawn on frame 0 through a synthetic "
+        "854x480 colour clip (pan/zoom over a photo) read from an mp4, with the overlay video streamed to an "
+        "mp4. "
+        "s/frame: warm, model load and the first 3 frames excluded."
+    ),
 )
 WARMUP_FRAMES = 3
 
@@ -95,27 +84,17 @@ def run(num_frames: int, model: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=100)
-    parser.add_argument("--model", default="checkpoints/mer-correspondence")
-    parser.add_argument("--no-record", action="store_true", help="print only, do not append to RESULTS.md")
-    args = parser.parse_args(argv)
+    args = BENCHMARK.parse_args(parser, argv)
     if args.frames <= WARMUP_FRAMES:
         raise SystemExit(f"--frames must be above {WARMUP_FRAMES} (the warm-up frames are not timed)")
     result = run(args.frames, args.model)
-    command = ["python", "benchmarks/correspondence_speed.py", "--frames", str(args.frames)]
-    if args.model != "checkpoints/mer-correspondence":
-        command += ["--model", args.model]
     cells = [
-        datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        machine_description(),
-        str(result["torch_threads"]),
-        args.model,
         str(result["processing_size"]),
         str(result["frames"]),
         f"{result['seconds_per_frame']:.3f}",
         f"{result['peak_rss_mb']:.0f}",
-        f"`{shlex.join(command)}`",
     ]
-    print_and_record(cells, HEADING, TABLE_HEADER, DESCRIPTION, save=not args.no_record)
+    BENCHMARK.record_run(args, result["torch_threads"], cells, ["--frames", str(args.frames)])
     return 0
 
 

@@ -12,31 +12,26 @@ appended to benchmarks/RESULTS.md under this benchmark's heading, with the exact
 from __future__ import annotations
 
 import argparse
-import datetime
-import shlex
-import sys
 import time
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run as a plain script
-    sys.path.insert(0, str(REPO_ROOT))
+import torch
+from common import Benchmark
 
-import torch  # noqa: E402
+from pipelines.pseudo_video import PseudoVideoPipeline
 
-from benchmarks.colorization_speed import machine_description, print_and_record  # noqa: E402
-from pipelines.pseudo_video import PseudoVideoPipeline  # noqa: E402
-
-DEFAULT_MODEL = "checkpoints/pseudo-video-digits"
-HEADING = "## Pseudo-video generation speed (`benchmarks/pseudo_video_speed.py`)"
-TABLE_HEADER = (
-    "| date | machine | torch threads | model | image size | frames per image | batch | images | images/s "
-    "| command |\n"
-    "| --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | --- |"
-)
-DESCRIPTION = (
-    "PseudoVideoPipeline sampling images (each the last frame of its pseudo video) on the CPU, "
-    "model load and one warm-up batch excluded."
+BENCHMARK = Benchmark(
+    script="benchmarks/pseudo_video_speed.py",
+    title="Pseudo-video generation speed",
+    default_model="checkpoints/pseudo-video-digits",
+    table_header=(
+        "| date | machine | torch threads | model | image size | frames per image | batch | images "
+        "| images/s | command |\n"
+        "| --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | --- |"
+    ),
+    description=(
+        "PseudoVideoPipeline sampling images (each the last frame of its pseudo video) on the CPU, "
+        "model load and one warm-up batch excluded."
+    ),
 )
 
 
@@ -63,31 +58,21 @@ def run(model: str, num_images: int, batch_size: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--images", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--no-record", action="store_true", help="print only, do not append to RESULTS.md")
-    args = parser.parse_args(argv)
+    args = BENCHMARK.parse_args(parser, argv)
     if args.images < 1 or args.batch_size < 1:
         raise SystemExit("--images and --batch-size must be at least 1")
     result = run(args.model, args.images, args.batch_size)
-    command = ["python", "benchmarks/pseudo_video_speed.py", "--images", str(args.images)]
-    command += ["--batch-size", str(args.batch_size)]
-    if args.model != DEFAULT_MODEL:
-        command += ["--model", args.model]
     cells = [
-        datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        machine_description(),
-        str(result["torch_threads"]),
-        args.model,
         result["image_size"],
         str(result["frames"]),
         str(args.batch_size),
         str(args.images),
         f"{result['images_per_second']:.1f}",
-        f"`{shlex.join(command)}`",
     ]
-    print_and_record(cells, HEADING, TABLE_HEADER, DESCRIPTION, save=not args.no_record)
+    flags = ["--images", str(args.images), "--batch-size", str(args.batch_size)]
+    BENCHMARK.record_run(args, result["torch_threads"], cells, flags)
     return 0
 
 

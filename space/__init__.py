@@ -1,8 +1,9 @@
 """The Gradio app (Hugging Face Space) around hueflow's pipelines: one module per tab.
 
-A tab module exposes `build_tab(...)`, which renders its components inside the caller's `gr.Tab`
-and wires its events; `app.py` puts the tabs together. Pipelines are loaded lazily with
-`LazyPipeline`, so the app starts in seconds and only pays for the models a visitor uses.
+A tab module exposes its tab class (`ColorizeTab(checkpoint, limits)`, ...), whose `render()` builds its
+components inside the caller's `gr.Tab` and wires its events; `app.py` puts the tabs together.
+Pipelines are loaded lazily with `LazyPipeline`, so the app starts in seconds and only pays for the
+models a visitor uses.
 
 What more than one tab needs lives here: `InputError` for problems with the visitor's input and
 `pipeline_input_error` (a pipeline's `check_inputs` error shown as one), `open_video_reader` /

@@ -433,10 +433,3 @@ class ColorizeTab:
         extract.click(
             self.extract_frame, inputs=[video, extract_index], outputs=[extracted], api_name="extract_frame"
         )
-
-
-def build_tab(checkpoint: str | os.PathLike, limits: Limits) -> ColorizeTab:
-    """Render the Colorize tab in the current `gr.Tab` / `gr.Blocks` context."""
-    tab = ColorizeTab(checkpoint, limits)
-    tab.render()
-    return tab

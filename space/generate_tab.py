@@ -452,10 +452,3 @@ class GenerateTab:
             concurrency_limit=1,
             concurrency_id="generate",
         )
-
-
-def build_tab(checkpoint: str | os.PathLike, limits: Limits) -> GenerateTab:
-    """Render the Generate tab in the current `gr.Tab` / `gr.Blocks` context."""
-    tab = GenerateTab(checkpoint, limits)
-    tab.render()
-    return tab

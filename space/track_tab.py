@@ -514,10 +514,3 @@ class TrackTab:
             concurrency_limit=1,
             concurrency_id="track",
         )
-
-
-def build_tab(checkpoint: str | os.PathLike, limits: Limits) -> TrackTab:
-    """Render the Track tab in the current `gr.Tab` / `gr.Blocks` context."""
-    tab = TrackTab(checkpoint, limits)
-    tab.render()
-    return tab

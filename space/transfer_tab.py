@@ -318,10 +318,3 @@ class TransferTab:
             api_visibility="private",
             show_progress="hidden",
         )
-
-
-def build_tab(checkpoint: str | os.PathLike, limits: Limits) -> TransferTab:
-    """Render the Edit tab in the current `gr.Tab` / `gr.Blocks` context."""
-    tab = TransferTab(checkpoint, limits)
-    tab.render()
-    return tab

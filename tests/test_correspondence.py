@@ -16,7 +16,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from pipelines import CorrespondencePipeline
-from pipelines.core.backbones import available_backbones, build_backbone, register_backbone
+from pipelines.core.backbones import (
+    available_backbones,
+    build_backbone,
+    pretrained_backbone_config,
+    register_backbone,
+)
 from pipelines.core.flow import luminance_to_u8
 from pipelines.correspondence import PALETTE, CorrespondenceBackbone, MotionCorrespondenceEncoder, draw_tracks
 from pipelines.correspondence.modeling import camera_motion, frame_flows
@@ -391,6 +396,11 @@ def test_backbone_registry():
     assert features["stride8"].shape == (1, 8, 4, 6) and features["stride16"].shape == (1, 8, 2, 3)
     with pytest.raises(ValueError, match="Unknown backbone 'resnet'"):
         build_backbone("resnet")
+    # a fixed architecture has no config that comes with its weights
+    assert pretrained_backbone_config("efficientnet-lite0") is None
+    assert pretrained_backbone_config("dinov2", "facebook/dinov2-small") is None
+    with pytest.raises(ValueError, match="Unknown backbone 'resnet'"):
+        pretrained_backbone_config("resnet")
     with pytest.raises(ValueError, match="already registered"):
         register_backbone("mer-correspondence")(lambda config: torch.nn.Identity())
     # the same class again (a module reload) is not a conflict
@@ -453,6 +463,10 @@ def test_encoder_is_a_colorization_backbone(tmp_path):
     trained = tiny_pipeline()
     trained.save_pretrained(tmp_path / "correspondence")
     config = dict(trained.encoder.config)
+    # the architecture that comes with the weights, as the training scripts build the backbone from
+    saved_config = pretrained_backbone_config("mer-correspondence", str(tmp_path / "correspondence"))
+    public = {name: value for name, value in config.items() if not name.startswith("_")}
+    assert {name: saved_config[name] for name in public} == json.loads(json.dumps(public))  # tuples: lists
     feature_encoder = ColorMNetFeatureEncoder(
         backbone="mer-correspondence", backbone_config=config, key_channels=8, feature_channels=8
     )

@@ -14,6 +14,7 @@ from pipelines.core.training import (
     TRAINING_STATE,
     RunBudget,
     RunningMeans,
+    add_run_arguments,
     resume_run,
     save_run,
     saved_run,
@@ -75,3 +76,21 @@ def test_running_means_cover_the_steps_since_last_taken():
     assert running.take() == {"loss": 2.0, "zero": 2.0}
     running.add(loss=5.0)
     assert running.take() == {"loss": 5.0} and running.take() == {}
+
+
+def test_run_arguments_take_each_scripts_defaults():
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser, output_dir="runs/x", steps=30, save_every=10, log_every=5, num_workers=2)
+    assert vars(parser.parse_args([])) == {
+        "output_dir": "runs/x",
+        "resume": False,
+        "steps": 30,
+        "max_minutes": None,
+        "num_workers": 2,
+        "save_every": 10,
+        "log_every": 5,
+        "seed": 0,
+    }
+    given = parser.parse_args(["--resume", "--steps", "4", "--max-minutes", "1.5", "--seed", "3"])
+    assert (given.resume, given.steps, given.max_minutes, given.seed) == (True, 4, 1.5, 3)
+    assert "--steps and time runs out first" in " ".join(parser.format_help().split())

@@ -129,11 +129,6 @@ def random_edit_function(
     raise ValueError(f"Unknown edit kind {kind!r}; choose one of {EDIT_KINDS}.")
 
 
-def random_edit(image: torch.Tensor, rng: random.Random, kind: str | None = None) -> torch.Tensor:
-    """A random edit of `image` (3, H, W) RGB in [0, 1] -> (3, H, W), of one of `EDIT_KINDS`."""
-    return random_edit_function(image, rng, kind)(image)
-
-
 def photometric_jitter(image: torch.Tensor, rng: random.Random) -> torch.Tensor:
     """`image` (3, H, W) RGB in [0, 1] under slightly other light, as the next frames of a real shot
     see it: exposure (x0.85-1.15), tone (gamma 0.9-1.1), white balance (+-4 % per channel) and sensor

