@@ -6,26 +6,28 @@ exemplars are tiny and generated here, so the whole file runs in well under a mi
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from conftest import (
+    GRADIO_QUEUE_WARNINGS,
+    assert_refused_then_next_job_runs,
+    decode,
+    job_messages,
+    launched_app,
+    write_truncated_mkv,
+)
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
-from test_video import write_h264
 
 from pipelines import VideoReader, write_video
 
-# Gradio's queue uses pandas APIs that pandas 3 deprecates; not ours to fix.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
-    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
-]
+pytestmark = GRADIO_QUEUE_WARNINGS
 
 NUM_FRAMES = 8
 HEIGHT, WIDTH = 64, 96
@@ -44,12 +46,6 @@ PUBLIC_PACKAGES = {
 # Settings after (video, exemplars, frame indices): processing size, max frames, top_k, memory_every,
 # max_working_frames, num_prototypes, before/after frame.
 FAST_SETTINGS = (64, 0, 30, 5, 10, 128, 3)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def colour_clip(num_frames: int = NUM_FRAMES) -> np.ndarray:
@@ -77,11 +73,6 @@ def chroma(frames: np.ndarray) -> float:
     return float((frames.max(axis=-1) - frames.min(axis=-1)).mean())
 
 
-def decode(path: str) -> np.ndarray:
-    with av.open(path) as container:
-        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
-
-
 @pytest.fixture(scope="module")
 def media(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("media")
@@ -95,11 +86,10 @@ def media(tmp_path_factory) -> dict[str, Path]:
         "corrupt_video": folder / "notes.mp4",
         "text_exemplar": folder / "notes.png",
     }
-    # Matroska keeps the duration in its header: cut short, the file still declares 12 frames.
-    whole = folder / "whole.mkv"
-    write_h264(whole, list(to_gray(colour_clip(12))), fps=8)
-    files["truncated_video"] = folder / "truncated.mkv"
-    files["truncated_video"].write_bytes(whole.read_bytes()[: whole.stat().st_size * 17 // 20])
+    # 12 frames declared, fewer decodable.
+    files["truncated_video"] = write_truncated_mkv(
+        folder / "truncated.mkv", to_gray(colour_clip(12)), fps=8, keep=0.85
+    )
     Image.fromarray(colour[0]).save(files["exemplar"])
     Image.fromarray(to_gray(colour)[0]).save(files["gray_exemplar"])
     Image.new("RGB", (600, 40), (200, 30, 30)).save(files["huge_exemplar"])
@@ -110,19 +100,8 @@ def media(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory) -> Iterator[Client]:
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in TEST_LIMITS.items():
-            env.setenv(name, value)
-        env.setenv("HUEFLOW_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        from app import build_demo
-
-        demo = build_demo()
-        port = free_port()
-        demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-        try:
-            yield Client(f"http://127.0.0.1:{port}/", verbose=False)
-        finally:
-            demo.close()
+    with launched_app(TEST_LIMITS, tmp_path_factory.mktemp("cache")) as url:
+        yield Client(url, verbose=False)
 
 
 def colorize(
@@ -198,11 +177,7 @@ def test_truncated_video_is_coloured_as_far_as_it_decodes_and_the_visitor_is_tol
         *FAST_SETTINGS,
         api_name="/colorize",
     )
-
-    async def updates() -> list:
-        return [update async for update in job]
-
-    messages = [update.log[0] for update in asyncio.run(updates()) if getattr(update, "log", None)]
+    messages = job_messages(job)
     video_path, _ = job.result()
     coloured = len(decode(video_path))
     assert 1 < coloured < 11
@@ -254,13 +229,7 @@ def test_video_info_fits_sliders_to_the_clip(client, media):
     ids=lambda value: value if isinstance(value, str) else "-".join(map(str, value.values())),
 )
 def test_bad_input_gives_clear_error_and_next_job_runs(client, media, inputs, message):
-    with pytest.raises(AppError, match=message) as error:
-        colorize(client, media, **inputs)
-    assert "Traceback" not in str(error.value)
-
-    # The failed job leaves nothing behind: the next visitor's job runs normally (2 frames, for speed).
-    video_path, _ = colorize(client, media, max_frames=2)
-    assert decode(video_path).shape[0] == 2
+    assert_refused_then_next_job_runs(partial(colorize, client, media), message, inputs, next_frames=2)
 
 
 def test_max_frames_colours_the_beginning_of_a_long_video(client, media):

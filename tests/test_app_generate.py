@@ -9,53 +9,36 @@ the animation is decoded with Pillow.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import GRADIO_QUEUE_WARNINGS, launched_app
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageSequence
 
 from space.generate_tab import GUTTER_COLOUR
 
-# Gradio's queue uses pandas APIs that pandas 3 deprecates; not ours to fix.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
-    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
-]
+pytestmark = GRADIO_QUEUE_WARNINGS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_MODEL = REPO_ROOT / "checkpoints" / "pseudo-video-digits"
 MAX_IMAGES, MAX_FRAMES = 12, 10  # HUEFLOW_MAX_GENERATED_IMAGES, HUEFLOW_MAX_PSEUDO_VIDEO_FRAMES
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def client(tmp_path_factory) -> Iterator[Client]:
     if not (EMBEDDED_MODEL / "model_index.json").is_file():
         pytest.skip(f"the embedded model is missing: {EMBEDDED_MODEL}")
-    with pytest.MonkeyPatch.context() as env:
-        env.delenv("HUEFLOW_GENERATION_MODEL", raising=False)
-        env.setenv("HUEFLOW_MAX_GENERATED_IMAGES", str(MAX_IMAGES))
-        env.setenv("HUEFLOW_MAX_PSEUDO_VIDEO_FRAMES", str(MAX_FRAMES))
-        env.setenv("HUEFLOW_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        from app import build_demo
-
-        demo = build_demo()
-        port = free_port()
-        demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-        try:
-            yield Client(f"http://127.0.0.1:{port}/", verbose=False)
-        finally:
-            demo.close()
+    env = {
+        "HUEFLOW_GENERATION_MODEL": None,
+        "HUEFLOW_MAX_GENERATED_IMAGES": str(MAX_IMAGES),
+        "HUEFLOW_MAX_PSEUDO_VIDEO_FRAMES": str(MAX_FRAMES),
+    }
+    with launched_app(env, tmp_path_factory.mktemp("cache")) as url:
+        yield Client(url, verbose=False)
 
 
 def generate(client: Client, seed=0, num_images=6, num_frames=8, sample=0):

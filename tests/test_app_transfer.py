@@ -11,28 +11,30 @@ the edited frames are generated here.
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-import torch
+from conftest import (
+    GRADIO_QUEUE_WARNINGS,
+    assert_refused_then_next_job_runs,
+    decode,
+    job_messages,
+    launched_app,
+    make_tiny_zero_to_hero,
+    paste_per_frame,
+    write_truncated_mkv,
+)
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
-from test_video import write_h264
 
-from pipelines import ZeroToHeroPipeline, write_video
-from pipelines.appearance import AppearanceFeatureEncoder, HeroRestorer
+from pipelines import write_video
 
-# Gradio's queue uses pandas APIs that pandas 3 deprecates; not ours to fix.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
-    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
-]
+pytestmark = GRADIO_QUEUE_WARNINGS
 
 NUM_FRAMES, LONG_NUM_FRAMES = 6, 10
 HEIGHT, WIDTH = 96, 128
@@ -47,12 +49,6 @@ MAX_IMAGE_SIDE = 300
 MAX_CODEC_DIFFERENCE = 3.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def box(frame_index: int) -> tuple[int, int, int, int]:
     """x0, y0, x1, y1 (exclusive) of the red rectangle on a frame."""
     x = BOX_START[0] + BOX_STEP[0] * frame_index
@@ -64,18 +60,7 @@ def sliding_box_clip(num_frames: int) -> np.ndarray:
     """A flat red rectangle sliding over a smooth gradient: (T, H, W, 3) uint8."""
     yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
     background = np.stack([60 + xx * 0.8, 80 + yy * 0.8, np.full_like(xx, 140.0)], axis=-1).astype(np.uint8)
-    frames = []
-    for index in range(num_frames):
-        frame = background.copy()
-        x0, y0, x1, y1 = box(index)
-        frame[y0:y1, x0:x1] = RED
-        frames.append(frame)
-    return np.stack(frames)
-
-
-def decode(path: str | Path) -> np.ndarray:
-    with av.open(str(path)) as container:
-        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+    return paste_per_frame(background, RED, [box(index) for index in range(num_frames)])
 
 
 def read_png(path: str) -> np.ndarray:
@@ -97,11 +82,10 @@ def media(tmp_path_factory) -> dict[str, Path]:
         "corrupt_video": folder / "x.mp4",
     }
     files["corrupt_video"].write_bytes(np.random.default_rng(0).bytes(4096))
-    # Matroska keeps the duration in its header: cut short, the file still declares its 8 frames.
-    whole = folder / "whole.mkv"
-    write_h264(whole, list(sliding_box_clip(8)), fps=6)
-    files["truncated_video"] = folder / "truncated.mkv"
-    files["truncated_video"].write_bytes(whole.read_bytes()[: whole.stat().st_size * 9 // 10])
+    # 8 frames declared, fewer decodable.
+    files["truncated_video"] = write_truncated_mkv(
+        folder / "truncated.mkv", sliding_box_clip(8), fps=6, keep=0.9
+    )
     # Edits start from the anchor as the app gives it: the decoded frame, not the clip before encoding.
     decoded = decode(files["video"])
     anchor = decoded[ANCHOR]
@@ -129,36 +113,19 @@ def media(tmp_path_factory) -> dict[str, Path]:
 def tiny_model(tmp_path_factory) -> Path:
     """An untrained Zero-to-Hero pipeline, small enough to edit the clip in a fraction of a second."""
     folder = tmp_path_factory.mktemp("tiny-zero2hero")
-    torch.manual_seed(0)
-    encoder = AppearanceFeatureEncoder(
-        backbone_config={
-            "feature_channels": 16,
-            "hidden_channels": [8, 16],
-            "backbone": None,
-            "use_motion": False,
-        }
-    )
-    restorer = HeroRestorer(hidden_channels=(8, 8, 8), num_residual_blocks=1)
-    ZeroToHeroPipeline(encoder, restorer, processing_size=64).save_pretrained(folder)
+    make_tiny_zero_to_hero(random_head=False).save_pretrained(folder)
     return folder
 
 
 @pytest.fixture(scope="module")
 def client(tiny_model, tmp_path_factory) -> Iterator[Client]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("HUEFLOW_APPEARANCE_MODEL", str(tiny_model))
-        env.setenv("HUEFLOW_MAX_FRAMES", str(MAX_FRAMES_LIMIT))
-        env.setenv("HUEFLOW_MAX_EXEMPLAR_SIDE", str(MAX_IMAGE_SIDE))
-        env.setenv("HUEFLOW_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        from app import build_demo
-
-        demo = build_demo()
-        port = free_port()
-        demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-        try:
-            yield Client(f"http://127.0.0.1:{port}/", verbose=False)
-        finally:
-            demo.close()
+    env = {
+        "HUEFLOW_APPEARANCE_MODEL": str(tiny_model),
+        "HUEFLOW_MAX_FRAMES": str(MAX_FRAMES_LIMIT),
+        "HUEFLOW_MAX_EXEMPLAR_SIDE": str(MAX_IMAGE_SIDE),
+    }
+    with launched_app(env, tmp_path_factory.mktemp("cache")) as url:
+        yield Client(url, verbose=False)
 
 
 def transfer(
@@ -245,11 +212,7 @@ def test_edited_frame_of_another_size_is_resized(client, media):
         3,
         api_name="/transfer",
     )
-
-    async def updates() -> list:
-        return [update async for update in job]
-
-    messages = [update.log[0] for update in asyncio.run(updates()) if getattr(update, "log", None)]
+    messages = job_messages(job)
     video_path, summary = job.result()
 
     assert decode(video_path).shape == (3, HEIGHT, WIDTH, 3)
@@ -302,13 +265,7 @@ def test_truncated_video_is_edited_as_far_as_it_decodes_and_the_summary_says_so(
     ids=lambda value: value if isinstance(value, str) else "-".join(map(str, value.values())),
 )
 def test_bad_input_gives_clear_error_and_next_job_runs(client, media, inputs, message):
-    with pytest.raises(AppError, match=message) as error:
-        transfer(client, media, **inputs)
-    assert "Traceback" not in str(error.value)
-
-    # The failed job leaves nothing behind: the next visitor's job runs normally (3 frames, for speed).
-    video_path, _ = transfer(client, media, max_frames=3)
-    assert decode(video_path).shape[0] == 3
+    assert_refused_then_next_job_runs(partial(transfer, client, media), message, inputs, next_frames=3)
 
 
 # ------------------------------------------------------------------------------------ without a server

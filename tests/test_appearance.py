@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import make_colour_clip
+from conftest import make_colour_clip, make_tiny_zero_to_hero
 from PIL import Image
 
 from pipelines.appearance import (
@@ -22,10 +22,10 @@ from pipelines.appearance import (
     ZeroToHeroPipeline,
     finetune,
 )
-from pipelines.appearance.data import EDIT_KINDS, photometric_jitter, random_edit, random_edit_function
+from pipelines.appearance.data import EDIT_KINDS, photometric_jitter, random_edit_function
 from pipelines.appearance.dense_matching import dense_displacement
 from pipelines.appearance.finetune import panning_clip, proxy_clip, zero_stage_batch
-from pipelines.appearance.modeling import apply_colour_map, fit_colour_map, zero_stage_readout
+from pipelines.appearance.modeling import colour_map_change, fit_colour_map, zero_stage_readout
 from pipelines.appearance.pipeline import ASPECT_TOLERANCE
 from pipelines.core.colour import apply_colour_lookup, fit_colour_lookup
 from pipelines.core.metrics import psnr
@@ -37,25 +37,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 CORRESPONDENCE_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "mer-correspondence"
 EMBEDDED_MODEL = Path(__file__).resolve().parents[1] / "checkpoints" / "zero2hero-lite"
-
-
-def make_tiny_pipe(seed: int = 0, random_head: bool = True, **config) -> ZeroToHeroPipeline:
-    """Random weights, a tiny correspondence encoder (no frozen backbone, no motion input) and restorer."""
-    torch.manual_seed(seed)
-    encoder = AppearanceFeatureEncoder(
-        backbone_config={
-            "feature_channels": 16,
-            "hidden_channels": [8, 16],
-            "backbone": None,
-            "use_motion": False,
-        }
-    )
-    restorer = HeroRestorer(hidden_channels=(8, 8, 8), num_residual_blocks=1)
-    if random_head:  # an untrained restorer is the identity: make it do something the tests can see
-        torch.nn.init.normal_(restorer.head.weight, std=0.05)
-    pipe = ZeroToHeroPipeline(encoder, restorer, processing_size=64, **config)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
 
 
 def make_trained_encoder_pipe(**config) -> ZeroToHeroPipeline:
@@ -101,7 +82,9 @@ def test_colour_map_of_an_unchanged_frame_is_zero_and_an_affine_edit_is_recovere
     edited = torch.einsum("ij,bjhw->bihw", matrix, original) + 0.05
     coefficients = fit_colour_map(original, edited, stride=4, radius=2, eps=1e-6)
     assert coefficients.shape == (1, 12, 8, 12)
-    np.testing.assert_allclose(apply_colour_map(coefficients, original), edited.clamp(0, 1), atol=2e-3)
+    per_pixel = torch.nn.functional.interpolate(coefficients, size=original.shape[-2:], mode="bilinear")
+    recovered = (original + colour_map_change(per_pixel, original)).clamp(0, 1)
+    np.testing.assert_allclose(recovered, edited.clamp(0, 1), atol=2e-3)
 
 
 def test_readout_follows_the_best_match_and_fuses_the_previous_frame():
@@ -173,13 +156,13 @@ def test_colour_lookup_carries_a_global_colour_function_to_other_content_and_is_
 def test_random_edits_and_proxy_clips(kind):
     torch.manual_seed(0)
     image = torch.from_numpy(make_colour_clip(1, 80, 96)[0]).permute(2, 0, 1).float() / 255
-    edited = random_edit(image, random.Random(1), kind)
+    edited = random_edit_function(image, random.Random(1), kind)(image)
     assert edited.shape == image.shape and 0 <= edited.min() and edited.max() <= 1
     assert (edited - image).abs().mean() > 1e-3
     original_clip, edited_clip = proxy_clip(image, edited, num_frames=3, size=64)
     assert original_clip.shape == edited_clip.shape == (3, 3, 64, 64)
     batch = zero_stage_batch(
-        make_tiny_pipe().feature_encoder, original_clip[None], edited_clip[None], ZeroStageConfig()
+        make_tiny_zero_to_hero().feature_encoder, original_clip[None], edited_clip[None], ZeroStageConfig()
     )
     assert batch.zero.shape == batch.targets.shape == batch.truths.shape == (2, 3, 64, 64)
     assert batch.support.shape == (2, 1, 64, 64) and 0 <= batch.support.min() and batch.support.max() <= 1
@@ -224,7 +207,7 @@ def test_panning_clip_moves_original_and_edit_together_and_brings_new_content_in
 
 
 def test_identical_edited_frame_gives_the_input():
-    pipe = make_tiny_pipe()
+    pipe = make_tiny_zero_to_hero()
     clip = make_colour_clip(num_frames=5, height=50, width=70)
     result = pipe(video=list(clip), edited_frame=clip[2], frame_index=2, output_type="np", finetune_steps=2)
     np.testing.assert_allclose(result.frames, clip / 255.0, atol=1.5 / 255)
@@ -275,7 +258,7 @@ def test_anchor_in_the_middle_takes_the_edit_exactly_and_the_frames_before_follo
 
 
 def test_bad_inputs_raise_clear_errors():
-    pipe = make_tiny_pipe()
+    pipe = make_tiny_zero_to_hero()
     clip = make_colour_clip(num_frames=3, height=48, width=64)
     with pytest.raises(EditedFrameError, match="out of range.*3 frames"):
         pipe(video=clip, edited_frame=clip[0], frame_index=3)
@@ -294,7 +277,7 @@ def test_bad_inputs_raise_clear_errors():
 
 
 def test_edited_frame_of_another_size_with_the_same_aspect_is_resized_with_a_warning():
-    pipe = make_tiny_pipe()
+    pipe = make_tiny_zero_to_hero()
     clip = make_colour_clip(num_frames=3, height=48, width=64)
     bigger = np.asarray(Image.fromarray(clip[0]).resize((128, 96), Image.BILINEAR))
     with pytest.warns(UserWarning, match="resizing the edited frame"):
@@ -304,7 +287,7 @@ def test_edited_frame_of_another_size_with_the_same_aspect_is_resized_with_a_war
 
 
 def test_check_inputs_refuses_each_bad_input_with_a_clear_error_before_any_frame_is_read():
-    pipe = make_tiny_pipe()
+    pipe = make_tiny_zero_to_hero()
     info = VideoInfo(width=64, height=48, fps=25.0, num_frames=10, has_audio=False, path=None)
     frame = np.zeros((48, 64, 3), np.uint8)
     assert pipe.check_inputs(info, frame, frame_index=9) == []  # all good: no warning
@@ -334,7 +317,7 @@ def test_check_inputs_refuses_each_bad_input_with_a_clear_error_before_any_frame
 
 
 def test_check_inputs_warns_of_an_edited_frame_that_will_be_resized(tmp_path):
-    pipe = make_tiny_pipe()
+    pipe = make_tiny_zero_to_hero()
     info = VideoInfo(width=640, height=480, fps=25.0, num_frames=3, has_audio=False, path=None)
     # Another size of the same aspect, or an aspect off by less than the tolerance (an editor's rounding).
     for width, height in ((320, 240), (643, 480)):
@@ -360,7 +343,7 @@ def test_check_inputs_warns_of_an_edited_frame_that_will_be_resized(tmp_path):
 
 
 def test_save_load_round_trip_gives_identical_output(tmp_path):
-    pipe = make_tiny_pipe(top_k=8, finetune_steps=0)
+    pipe = make_tiny_zero_to_hero(top_k=8, finetune_steps=0)
     pipe.save_pretrained(tmp_path)
     loaded = ZeroToHeroPipeline.from_pretrained(tmp_path)
     loaded.set_progress_bar_config(disable=True)
@@ -374,7 +357,7 @@ def test_save_load_round_trip_gives_identical_output(tmp_path):
 
 
 def test_output_types_tuple_and_mp4(tmp_path):
-    pipe = make_tiny_pipe()
+    pipe = make_tiny_zero_to_hero()
     clip = make_colour_clip(num_frames=3, height=50, width=70)  # odd multiples: not multiples of 16
     edited = 255 - clip[0]
     pil = pipe(video=clip, edited_frame=edited).frames
@@ -393,7 +376,7 @@ def test_output_types_tuple_and_mp4(tmp_path):
 
 def test_finetuning_is_deterministic_and_leaves_the_pipeline_restorer_unchanged():
     # A tiny fallback threshold: the Zero stage falls back everywhere, so the restorer's gate is open.
-    pipe = make_tiny_pipe(random_head=False, fallback_threshold=1e-9)
+    pipe = make_tiny_zero_to_hero(random_head=False, fallback_threshold=1e-9)
     clip = translating_clip(num_frames=3, height=48, width=64)
     truth = blobs_to_blue(clip)
     before = {name: tensor.clone() for name, tensor in pipe.restorer.state_dict().items()}
@@ -406,7 +389,7 @@ def test_finetuning_is_deterministic_and_leaves_the_pipeline_restorer_unchanged(
 
 
 def test_finetuning_runs_from_finetune_py_and_the_pipeline_call_uses_it(monkeypatch):
-    pipe = make_tiny_pipe(random_head=False, fallback_threshold=1e-9)
+    pipe = make_tiny_zero_to_hero(random_head=False, fallback_threshold=1e-9)
     clip = translating_clip(num_frames=3, height=48, width=64)
     truth = blobs_to_blue(clip)
     tuned = finetune.finetune_restorer(
@@ -443,7 +426,7 @@ def test_finetuning_runs_from_finetune_py_and_the_pipeline_call_uses_it(monkeypa
 
 
 def test_callback_on_frame_end_gets_each_output_frame():
-    pipe = make_tiny_pipe()
+    pipe = make_tiny_zero_to_hero()
     clip = make_colour_clip(num_frames=4, height=48, width=64)
     seen = []
 
@@ -462,7 +445,7 @@ def test_callback_on_frame_end_gets_each_output_frame():
 
 def test_cli_transfers_an_edit_and_reports_bad_input_without_a_traceback(tmp_path):
     folder = tmp_path / "tiny"
-    make_tiny_pipe(finetune_steps=0).save_pretrained(folder)
+    make_tiny_zero_to_hero(finetune_steps=0).save_pretrained(folder)
     clip = translating_clip(num_frames=4)
     source = tmp_path / "clip.mp4"
     write_video(clip, source, fps=4)

@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import GRADIO_QUEUE_WARNINGS, launched_app
 from PIL import Image
 
 from pipelines import VideoReader, write_video
 
-pytestmark = [
-    pytest.mark.browser,
-    # Gradio's queue uses pandas APIs that pandas 3 deprecates; not ours to fix.
-    pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
-    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
-]
+pytestmark = [pytest.mark.browser, *GRADIO_QUEUE_WARNINGS]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = REPO_ROOT / "docs" / "screenshot.png"
@@ -44,12 +39,6 @@ CHROMIUM_ARGS = [
 ]
 NUM_FRAMES = 20
 TIMEOUT_MS = 120_000  # the whole colorization, on a busy 2-core machine
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def make_clip(folder: Path) -> tuple[Path, Path]:
@@ -84,17 +73,8 @@ def make_clip(folder: Path) -> tuple[Path, Path]:
 def app_url(tmp_path_factory) -> Iterator[str]:
     if not CHROMIUM.exists():
         pytest.skip("Chromium not found: apt-get install chromium (see .ci/run)")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("HUEFLOW_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        from app import build_demo
-
-        demo = build_demo()
-        port = free_port()
-        demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-        try:
-            yield f"http://127.0.0.1:{port}/"
-        finally:
-            demo.close()
+    with launched_app({}, tmp_path_factory.mktemp("cache")) as url:
+        yield url
 
 
 @pytest.fixture
