@@ -207,3 +207,34 @@ def test_core_and_data_import_no_system():
                     else:
                         continue
                     assert target not in forbidden, f"{layer}/{path.name} imports {node.module}"
+
+
+# ------------------------------------------------------------------------------------------- scene protocols
+
+
+def test_scene_protocols_choose_the_reference_and_the_scored_frames():
+    keyframe = split.reference_selection("keyframe", 5)
+    assert (keyframe.reference, keyframe.told, keyframe.scored) == (0, 0, [1, 2, 3, 4])
+    assert split.reference_selection("tail", 5) == keyframe  # the tail's exemplar is tied to frame 0 too
+    free = split.reference_selection("free-reference", 5)
+    assert (free.reference, free.told, free.scored) == (4, None, [0, 1, 2, 3])  # the index is not told
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        split.reference_selection("random", 5)
+
+
+def test_scene_clips_are_the_split_videos_from_frame_0(tiny_sources, tmp_path):
+    videos, _ = tiny_sources
+    assert split.video_paths_in("test") == [videos[2]]  # vtest
+    assert split.video_paths_in("validation") == [videos[1]]  # Megamind
+    # Colour frames whose red level is 8 x their index, after a black lead-in frame (as Megamind.avi's).
+    levels = [8 * index for index in range(20)]
+    frames = [np.full((32, 48, 3), (level, level + 60, level), np.uint8) for level in levels]
+    path = tmp_path / "levels.mp4"
+    write_video(frames, path, fps=10)
+    clip, info = split.load_scene_clip(path, max_frames=6)
+    assert info["start"] == 0 and info["frames"] == 6
+    assert [int(np.round(frame[..., 0].mean() / 8)) for frame in clip] == list(range(6))
+    write_video([np.zeros_like(frames[0])] + frames, path, fps=10)
+    clip, info = split.load_scene_clip(path, max_frames=6)
+    assert info["start"] == 1 and info["frames"] == 6  # from the first colour frame
+    assert [int(np.round(frame[..., 0].mean() / 8)) for frame in clip] == list(range(6))

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
+from conftest import make_colour_clip, make_tiny_colormnet
 from scipy.ndimage import gaussian_filter
 
-from pipelines.colorization.baselines import flow_propagation, global_lab_transfer
+from pipelines.colorization import ColorMNetPipeline, evaluate
+from pipelines.colorization.baselines import flow_propagation, global_lab_transfer, unaligned_ab_paste
+from pipelines.colorization.evaluate import score
 from pipelines.core.colour import compose_lab, frame_to_tensor, luminance_and_ab, tensor_to_frame
-from pipelines.core.metrics import colour_distribution_consistency, psnr, ssim
+from pipelines.core.metrics import colour_distribution_consistency, masked_psnr, psnr, ssim
+from pipelines.core.video import write_video
+from pipelines.data import sources
 
 
 def smooth_colour_image(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -113,3 +119,127 @@ def test_global_lab_transfer_uses_exemplar_colours():
     output = global_lab_transfer([frame], exemplar)[0]
     expected = exemplar[:, ::-1]
     assert np.abs(output.astype(int) - expected).mean() < 3
+
+
+def test_masked_psnr_pools_the_selected_pixels_over_frames():
+    a = np.full((4, 4, 3), 100, np.uint8)
+    b = a.copy()
+    b[:2] = 110  # top half off by 10 levels, bottom half exact
+    top = np.zeros((4, 4), bool)
+    top[:2] = True
+    assert masked_psnr([b], [a], [top]) == pytest.approx(10 * math.log10(255**2 / 100))
+    assert math.isinf(masked_psnr([b], [a], [~top]))
+    assert masked_psnr([b], [a], [np.zeros((4, 4), bool)]) is None
+    # Pooled over frames: half the selected pixels off by 10 gives MSE 50.
+    assert masked_psnr([b, a], [a, a], [top, top]) == pytest.approx(10 * math.log10(255**2 / 50))
+    assert masked_psnr([b], [a], [np.ones((4, 4), bool)]) == pytest.approx(psnr(b, a))
+    with pytest.raises(ValueError, match="mask shape"):
+        masked_psnr([b], [a], [np.ones((2, 2), bool)])
+
+
+def test_unaligned_ab_paste_gives_every_frame_the_references_colours_in_place():
+    clip = translating_clip(num_frames=3)
+    gray = [to_gray(frame) for frame in clip]
+    outputs = unaligned_ab_paste(gray, clip[0])
+    assert psnr(outputs[0], clip[0]) > 35  # the reference's own frame comes back
+    for output, source in zip(outputs, gray, strict=True):
+        assert np.abs(lab_l(output) - lab_l(source)).mean() < 1.0
+        ab = luminance_and_ab(frame_to_tensor(output))[1]
+        reference_ab = luminance_and_ab(frame_to_tensor(clip[0]))[1]
+        assert (ab - reference_ab).abs().mean() < 3.0  # the same ab wherever the content moved
+    half = unaligned_ab_paste(gray[:1], clip[0][::2, ::2])[0]  # a smaller reference is resized
+    assert half.shape == gray[0].shape
+
+
+def test_score_uses_only_the_scored_frames():
+    truth = translating_clip(num_frames=3)
+    outputs = [to_gray(truth[0]), truth[1], truth[2]]  # only frame 0 is wrong
+    assert math.isinf(score(outputs, truth)["psnr"])  # default: frames 1..
+    assert math.isinf(score(outputs, truth, scored=[2])["psnr"])
+    assert score(outputs, truth, scored=[0])["psnr"] < 100
+    moving = [np.ones(truth[0].shape[:2], bool)] * 3
+    scored = score(outputs, truth, scored=[1, 2], moving=moving)
+    assert math.isinf(scored["psnr_moving"]) and scored["psnr_rest"] is None
+
+
+# ----------------------------------------------------------------------------------------------- evaluate CLI
+
+
+@pytest.fixture
+def tiny_evaluation(tmp_path, monkeypatch):
+    """Tiny clips named as the offline videos of each split, and the tiny pipeline in place of the checkpoint;
+    returns the clips and the model calls' exemplar arguments."""
+    clips = {}
+    for name, seed in (("bigbuckbunny", 0), ("Megamind", 1), ("vtest", 2)):  # train, validation, test
+        path = tmp_path / f"{name}.mp4"
+        clips[path] = make_colour_clip(num_frames=10, height=48, width=64, seed=seed)
+        write_video(list(clips[path]), path, fps=10)
+    monkeypatch.setattr(sources, "offline_video_paths", lambda: list(clips))
+    monkeypatch.setattr(evaluate, "offline_video_paths", lambda: list(clips))
+    tiny = classmethod(lambda cls, *args, **kwargs: make_tiny_colormnet())
+    monkeypatch.setattr(ColorMNetPipeline, "from_pretrained", tiny)
+    calls = []
+    original = ColorMNetPipeline.__call__
+
+    def recording(self, video, **kwargs):
+        calls.append((kwargs["exemplars"], kwargs["exemplar_frames"], len(video)))
+        return original(self, video, **kwargs)
+
+    monkeypatch.setattr(ColorMNetPipeline, "__call__", recording)
+    return clips, calls
+
+
+def test_tail_stays_the_default_protocol(tiny_evaluation, tmp_path):
+    _, calls = tiny_evaluation
+    assert evaluate.parse_args([]).protocol == "tail"
+    output = tmp_path / "tail.json"
+    assert evaluate.main(["--max-frames", "4", "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert report["segment"] == "held-out tail" and "protocol" not in report  # the tail's JSON as before
+    assert [clip["start"] for clip in report["clips"]] == [7, 7, 7]  # 10 - round(0.3 * 10)
+    assert set(report["clips"][0]["methods"]) == {
+        "colormnet",
+        "global_lab_transfer",
+        "flow_propagation",
+        "grayscale_input",
+        "ground_truth",
+    }
+    assert "psnr_moving" not in report["mean"]["colormnet"]
+    assert [told for _, told, _ in calls] == [[0]] * 3
+
+
+@pytest.mark.parametrize("protocol", ["keyframe", "free-reference"])
+def test_scene_protocols_score_the_split_with_their_reference(tiny_evaluation, tmp_path, protocol, capsys):
+    clips, calls = tiny_evaluation
+    output = tmp_path / f"{protocol}.json"
+    argv = ["--protocol", protocol, "--split", "test", "--max-frames", "6", "--output", str(output)]
+    assert evaluate.main(argv) == 0
+    report = json.loads(output.read_text())
+    assert report["protocol"] == protocol and report["split"] == "test"
+    assert "time split" in capsys.readouterr().out and "time split" in report["note"]
+    (clip,) = report["clips"]  # vtest only
+    assert clip["name"] == "vtest.mp4" and clip["start"] == 0 and clip["frames"] == 6
+    (exemplar, told, num_frames) = calls[0]
+    assert num_frames == 6
+    truth = next(frames for path, frames in clips.items() if path.stem == "vtest")
+    if protocol == "keyframe":
+        assert told == [0] and clip["scored_frames"] == [1, 2, 3, 4, 5]
+        reference = truth[0]
+        expected = {"colormnet", "global_lab_transfer", "flow_propagation"}
+    else:
+        assert told == [None] and clip["scored_frames"] == [0, 1, 2, 3, 4]
+        reference = truth[5]
+        expected = {"colormnet", "global_lab_transfer", "ab_paste", "flow_from_reference"}
+    assert clip["reference_frame"] == (0 if protocol == "keyframe" else 5)
+    assert np.abs(exemplar.astype(int) - reference).mean() < 8  # the decoded frame (H.264 is lossy)
+    assert set(clip["methods"]) == expected | {"grayscale_input", "ground_truth"}
+    for key in expected:
+        assert {"psnr_moving", "psnr_rest"} <= set(clip["methods"][key])
+        assert {"psnr_moving", "psnr_rest"} <= set(report["mean"][key])
+
+
+def test_scene_protocols_need_a_split():
+    with pytest.raises(SystemExit):
+        evaluate.parse_args(["--protocol", "keyframe"])
+    with pytest.raises(SystemExit):
+        evaluate.parse_args(["--split", "test"])

@@ -1,12 +1,14 @@
 """Non-learned exemplar colorization baselines, to put the model's scores in context.
 
-Both have the call shape ``baseline(frames, exemplar) -> frames``: RGB uint8 frames ``(H, W, 3)`` (grayscale
+All have the call shape ``baseline(frames, exemplar) -> frames``: RGB uint8 frames ``(H, W, 3)`` (grayscale
 or not: only their luminance is used) and one colour exemplar; the output keeps every input frame's Lab L
 channel and only replaces ab, like `ColorMNetPipeline`.
 
 - `global_lab_transfer`: a global colour transfer that uses no correspondence at all.
 - `flow_propagation`: the exemplar's colours carried along a chain of optical flow (what a purely
   motion-based method gets, with its drift and occlusion errors).
+- `unaligned_ab_paste`: the exemplar's ab pasted as is on every frame (no alignment at all: what a free
+  reference gives where nothing moved).
 """
 
 from __future__ import annotations
@@ -111,4 +113,14 @@ def flow_propagation(frames: list[np.ndarray], exemplar: np.ndarray) -> list[np.
             ab = warp_back(ab, dis_flow(current, previous_luminance))
         previous_luminance = current
         outputs.append(_compose(luminance, torch.from_numpy(np.ascontiguousarray(ab)).permute(2, 0, 1)[None]))
+    return outputs
+
+
+def unaligned_ab_paste(frames: list[np.ndarray], exemplar: np.ndarray) -> list[np.ndarray]:
+    """Every frame's L with the exemplar's ab (resized to the frame size if needed) pasted as is: no
+    correspondence, no motion. Right where the frame shows what the exemplar shows at the same place."""
+    outputs = []
+    for frame in frames:
+        luminance = _lab(frame)[0]
+        outputs.append(_compose(luminance, _exemplar_ab_at(exemplar, *luminance.shape[-2:])))
     return outputs

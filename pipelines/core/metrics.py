@@ -1,4 +1,5 @@
-"""Image and video quality metrics for colorization: PSNR, SSIM and colour distribution consistency (CDC).
+"""Image and video quality metrics for colorization: PSNR (whole or masked), SSIM and colour distribution
+consistency (CDC).
 
 All functions take RGB numpy arrays ``(H, W, 3)``, either ``uint8`` (0-255) or float in ``[0, 1]``; the two
 may be mixed, since everything is brought to float ``[0, 1]`` first (which gives the same PSNR/SSIM as a data
@@ -47,6 +48,29 @@ def psnr(pred: np.ndarray, target: np.ndarray) -> float:
     if mse == 0.0:
         return float("inf")
     return float(10.0 * np.log10(1.0 / mse))
+
+
+def masked_psnr(
+    preds: Sequence[np.ndarray], targets: Sequence[np.ndarray], masks: Sequence[np.ndarray]
+) -> float | None:
+    """PSNR in dB over the pixels where `masks` (bool (H, W), one per pair) is True, all channels, pooled
+    over the pairs: one mean squared error over every selected pixel of every pair (a frame with few selected
+    pixels weighs little), then 10 log10(1 / MSE) as `psnr`. None when no pixel is selected; ``inf`` when the
+    selected pixels are identical.
+    """
+    total, count = 0.0, 0
+    for pred, target, mask in zip(preds, targets, masks, strict=True):
+        _check_pair(pred, target)
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != np.shape(pred)[:2]:
+            raise ValueError(f"mask shape {mask.shape} does not match the image's {np.shape(pred)[:2]}")
+        total += float(np.sum((_unit_float(pred)[mask] - _unit_float(target)[mask]) ** 2))
+        count += int(mask.sum()) * np.shape(pred)[2]
+    if count == 0:
+        return None
+    if total == 0.0:
+        return float("inf")
+    return float(10.0 * np.log10(count / total))
 
 
 def ssim(pred: np.ndarray, target: np.ndarray) -> float:

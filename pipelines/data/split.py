@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from ..core.video import VideoReader
+from ..core.video import VideoReader, is_grayscale_image
 from . import sources
 from .images import resize_short_side
 
@@ -51,12 +52,19 @@ def load_holdout_tail(
     evaluated.
     """
     reader = VideoReader(path)
-    num_frames = len(reader)
-    start = end = holdout_start(num_frames, HOLDOUT_FRACTION)
+    start = end = holdout_start(len(reader), HOLDOUT_FRACTION)
     if validation:
         start = max(0, end - (max_frames or end))
     else:
         end = None
+    return _load_frames(path, reader, start, end, max_frames)
+
+
+def _load_frames(
+    path: Path, reader: VideoReader, start: int, end: int | None, max_frames: int | None
+) -> tuple[list[np.ndarray], dict]:
+    """Frames `start` .. `end` (exclusive; None: to the end) of `reader`, at most `max_frames`, downscaled
+    to a short side of `MAX_SHORT_SIDE` if larger, and their description for the report."""
     frames = []
     decoded = 0
     for index, frame in enumerate(reader):  # decode from the start: containers seek only to keyframes
@@ -74,7 +82,7 @@ def load_holdout_tail(
     info = {
         "name": path.name,
         "path": str(path),
-        "num_frames": num_frames,
+        "num_frames": len(reader),
         "start": start,
         "frames": len(frames),
         "source_size": [reader.info.width, reader.info.height],
@@ -188,3 +196,53 @@ def sources_in(split: str, names: Iterable[str] | None = None) -> list[str]:
 def scenes(split: str, names: Iterable[str] | None = None) -> list[str]:
     """The scenes of `split` (sorted) that the sources `names` (default: every source here) show."""
     return sorted({scene_of(name) for name in sources_in(split, names)})
+
+
+# -- scene-disjoint evaluation protocols --------------------------------------------------------------
+
+# "tail": the held-out tail of every clip (time split, above). The other two score whole video scenes of
+# the validation or test split, from frame 0:
+# - "keyframe": the first colour frame is the exemplar, tied to frame 0; frames 1.. are scored;
+# - "free-reference": the last colour frame is a free reference (the model is not told which frame it
+#   shows); every other frame is scored.
+PROTOCOLS = ("tail", "keyframe", "free-reference")
+
+
+class ReferenceSelection(NamedTuple):
+    """Which colour frame of an evaluated clip is given, what the model is told about it, what is scored."""
+
+    reference: int  # index of the colour frame given as the exemplar
+    told: int | None  # the `exemplar_frames` entry the model gets: that index, or None (a free reference)
+    scored: list[int]  # the frames scored against the truth (never the given one)
+
+
+def reference_selection(protocol: str, num_frames: int) -> ReferenceSelection:
+    """The reference frame and the scored frames of a clip of `num_frames` evaluated frames."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
+    if protocol == "free-reference":
+        last = num_frames - 1
+        return ReferenceSelection(reference=last, told=None, scored=list(range(last)))
+    return ReferenceSelection(reference=0, told=0, scored=list(range(1, num_frames)))
+
+
+def video_paths_in(split: str) -> list[Path]:
+    """The offline videos (see `sources.offline_video_paths`) whose scene belongs to `split`, in order."""
+    _check_split(split)
+    return [path for path in sources.offline_video_paths() if split_of(sources.video_name(path)) == split]
+
+
+def first_colour_frame(path: Path) -> int:
+    """Index of a video's first frame that has colour (0 for most; Megamind.avi opens on a black frame)."""
+    for index, frame in enumerate(VideoReader(path)):
+        if not is_grayscale_image(frame):
+            return index
+    return 0
+
+
+def load_scene_clip(path: Path, max_frames: int | None) -> tuple[list[np.ndarray], dict]:
+    """A whole video scene from its first colour frame (`first_colour_frame`: a colourless lead-in, such as
+    a black frame, can give no exemplar and is left out; for most clips that is frame 0), at most
+    `max_frames`, downscaled to a short side of `MAX_SHORT_SIDE` if larger, and its description, as
+    `load_holdout_tail` gives them (`start` is the first frame's index in the file)."""
+    return _load_frames(path, VideoReader(path), first_colour_frame(path), None, max_frames)
