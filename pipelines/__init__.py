@@ -7,7 +7,7 @@ pipelines do). Each system's own public names are in its package (`pipelines.col
 
 from .appearance import ZeroToHeroPipeline
 from .colorization import ColorMNetPipeline
-from .core.hub import HueflowPipeline, PretrainedLoadError
+from .core.hub import HueflowPipeline, PipelineInputError, PretrainedLoadError
 from .core.outputs import FrameCallback
 from .core.video import VideoInfo, VideoInputError, VideoReader, is_cut_short, load_image, write_video
 from .correspondence import CorrespondencePipeline
@@ -19,6 +19,7 @@ __all__ = [
     "CorrespondencePipeline",
     "FrameCallback",
     "HueflowPipeline",
+    "PipelineInputError",
     "PretrainedLoadError",
     "PseudoVideoPipeline",
     "TGANPipeline",

@@ -127,19 +127,14 @@ def check_colorize_inputs(
     exemplar_frames: list[int | None] | None,
     processing_size: int,
 ) -> None:
-    """`ColorMNetPipeline.check_inputs`, its errors shown as `InputError`s with this UI's hints.
-
-    Two calls, so that each error is told with the field it is about: without the frame indices first
-    (the exemplars, the processing size), then with them (the pipeline's rules are its own; none is
-    restated here)."""
-    try:
-        ColorMNetPipeline.check_inputs(num_frames, exemplars, processing_size=processing_size)
-    except ValueError as error:  # ExemplarError, or ValueError for the processing size
-        raise pipeline_input_error(error, hint="" if exemplars else NO_EXEMPLAR_HINT) from error
+    """`ColorMNetPipeline.check_inputs`, its errors shown as `InputError`s with the hint of the field each
+    is about (the error's `argument`); the pipeline's rules are its own, none is restated here."""
     try:
         ColorMNetPipeline.check_inputs(num_frames, exemplars, exemplar_frames, processing_size)
-    except ValueError as error:  # ExemplarError: the frame indices do not fit the exemplars or the video
-        raise pipeline_input_error(error, hint=FRAME_INDICES_HINT) from error
+    except ValueError as error:  # ExemplarError (a PipelineInputError), or ValueError for the processing size
+        argument = getattr(error, "argument", None)
+        hint = FRAME_INDICES_HINT if argument == "exemplar_frames" else "" if exemplars else NO_EXEMPLAR_HINT
+        raise pipeline_input_error(error, hint=hint) from error
 
 
 # --------------------------------------------------------------------------------------------- the tab

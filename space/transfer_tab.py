@@ -97,23 +97,17 @@ class TransferTab:
     @staticmethod
     def _check_inputs(info: VideoInfo, edited: np.ndarray | None, index: int, budget: int) -> list[str]:
         """`ZeroToHeroPipeline.check_inputs` before the model is loaded: its warnings (e.g. the edited
-        frame is resized), or its error as an `InputError` with the way to fix it in this tab.
-
-        Two calls, so that each error is told with the field it is about: the frame index first (with
-        a blank stand-in of the video's size for the edited frame), then the edited frame itself."""
-        stand_in = np.zeros((info.height, info.width, 3), dtype=np.uint8)
-        try:
-            ZeroToHeroPipeline.check_inputs(info, stand_in, frame_index=index, max_frames=budget)
-        except EditedFrameError as error:
-            hint = "Set 'Frame to edit' to the frame you edited."
-            raise pipeline_input_error(error, hint=hint) from error
+        frame is resized), or its error as an `InputError` with the way to fix the field it is about (the
+        error's `argument`) in this tab."""
         try:
             return ZeroToHeroPipeline.check_inputs(
                 info, edited, frame_index=index, max_frames=budget, output_type=None
             )
         except EditedFrameError as error:
             hint = (
-                f"Download frame {index} (the button under its preview), edit it in any image editor "
+                "Set 'Frame to edit' to the frame you edited."
+                if error.argument == "frame_index"
+                else f"Download frame {index} (the button under its preview), edit it in any image editor "
                 "without cropping or resizing it, and upload the edited version."
             )
             raise pipeline_input_error(error, hint=hint) from error

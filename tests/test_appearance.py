@@ -303,8 +303,13 @@ def test_check_inputs_refuses_each_bad_input_with_a_clear_error_before_any_frame
     assert pipe.check_inputs(info, frame, frame_index=np.int64(3)) == []
     with pytest.raises(EditedFrameError, match="No edited frame given.*frame 2"):
         pipe.check_inputs(info, None, frame_index=2)
-    with pytest.raises(EditedFrameError, match=r"48x48 \(aspect 1.000\) but the video is 64x48"):
+    with pytest.raises(EditedFrameError, match=r"48x48 \(aspect 1.000\) but the video is 64x48") as raised:
         pipe.check_inputs(info, np.zeros((48, 48, 3), np.uint8))
+    assert raised.value.argument == "edited_frame"  # the field an app asks the user to fix
+    for edited, index in ((None, 2), (frame, 10), (frame, 1.0)):
+        with pytest.raises(EditedFrameError) as raised:
+            pipe.check_inputs(info, edited, frame_index=index)
+        assert raised.value.argument == ("edited_frame" if edited is None else "frame_index")
     with pytest.raises(ValueError, match="finetune_steps must be 0"):
         pipe.check_inputs(info, frame, finetune_steps=-1)
     with pytest.raises(ValueError, match="output_type"):

@@ -424,6 +424,17 @@ def test_check_inputs_needs_no_model_and_says_what_to_change(colour_clip):
     for kwargs, error, message in cases:
         with pytest.raises(error, match=message):
             check(6, **kwargs)
+    # Each exemplar error names the argument it is about, so an app can point at the field to fix.
+    for kwargs, argument in [
+        (dict(exemplars=None), "exemplars"),
+        (dict(exemplars=[colour, grey], exemplar_frames=[0, None]), "exemplars"),
+        (dict(exemplars=colour, exemplar_frames=[0, 1]), "exemplar_frames"),
+        (dict(exemplars=colour, exemplar_frames=6), "exemplar_frames"),
+        (dict(exemplars=colour, exemplar_frames=[1.0]), "exemplar_frames"),
+    ]:
+        with pytest.raises(ExemplarError) as raised:
+            check(6, **kwargs)
+        assert raised.value.argument == argument, kwargs
 
 
 def test_call_checks_inputs_before_colouring(tiny_pipe, colour_clip, tmp_path):

@@ -30,7 +30,7 @@ import PIL.Image
 import torch
 
 from ..core.colour import apply_colour_lookup, frame_to_tensor, tensor_to_frame
-from ..core.hub import HueflowPipeline
+from ..core.hub import HueflowPipeline, PipelineInputError
 from ..core.outputs import FrameCallback, VideoPipelineOutput, check_output_type, frames_to_output
 from ..core.resize import processing_shape, resize
 from ..core.video import VideoInfo, VideoReader, as_video_reader, load_image, output_writer
@@ -53,8 +53,9 @@ ASPECT_TOLERANCE = 0.01
 EditedFrame = str | os.PathLike | PIL.Image.Image | np.ndarray
 
 
-class EditedFrameError(ValueError):
-    """The edited frame or its index cannot be used with this video."""
+class EditedFrameError(PipelineInputError):
+    """The edited frame or its index cannot be used with this video; `argument` is "edited_frame" or
+    "frame_index"."""
 
 
 class ZeroToHeroPipeline(HueflowPipeline):
@@ -147,17 +148,19 @@ class ZeroToHeroPipeline(HueflowPipeline):
             check_output_type(output_type)
         num_frames = video_info.num_frames if max_frames is None else min(video_info.num_frames, max_frames)
         if isinstance(frame_index, bool) or not isinstance(frame_index, (int, np.integer)):
-            raise EditedFrameError(f"frame_index must be an integer, got {frame_index!r}.")
+            raise EditedFrameError(f"frame_index must be an integer, got {frame_index!r}.", "frame_index")
         if not 0 <= frame_index < num_frames:
             frames = f"the video has {video_info.num_frames} frames"
             if num_frames < video_info.num_frames:
                 frames += f", of which only the first {num_frames} are processed (max_frames={max_frames})"
             raise EditedFrameError(
-                f"frame_index {frame_index} is out of range: {frames} (valid indices 0..{num_frames - 1})."
+                f"frame_index {frame_index} is out of range: {frames} (valid indices 0..{num_frames - 1}).",
+                argument="frame_index",
             )
         if edited_frame is None:
             raise EditedFrameError(
-                f"No edited frame given: pass your edited version of frame {frame_index} as edited_frame."
+                f"No edited frame given: pass your edited version of frame {frame_index} as edited_frame.",
+                argument="edited_frame",
             )
         height, width = video_info.height, video_info.width
         edited_height, edited_width = load_image(edited_frame).shape[:2]
@@ -168,7 +171,8 @@ class ZeroToHeroPipeline(HueflowPipeline):
                 edited_size, size = f"{edited_width}x{edited_height}", f"{width}x{height}"
                 raise EditedFrameError(
                     f"The edited frame is {edited_size} (aspect {edited_aspect:.3f}) but the video is {size} "
-                    f"(aspect {aspect:.3f}): export the edited frame uncropped, at the video's size."
+                    f"(aspect {aspect:.3f}): export the edited frame uncropped, at the video's size.",
+                    argument="edited_frame",
                 )
             messages.append(
                 f"The edited frame is {edited_width}x{edited_height} and the video {width}x{height}: "
@@ -193,7 +197,9 @@ class ZeroToHeroPipeline(HueflowPipeline):
                 return frame
             decoded = index + 1
         raise EditedFrameError(
-            f"frame_index {frame_index} is out of range: only {decoded} frames of the video could be decoded."
+            f"frame_index {frame_index} is out of range: only {decoded} frames of the video could be "
+            "decoded.",
+            argument="frame_index",
         )
 
     # -- Hero fine-tuning ---------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import PIL.Image
 import torch
 
 from ..core.colour import compose_lab, frame_to_tensor, luminance_and_ab, tensor_to_frame
-from ..core.hub import HueflowPipeline
+from ..core.hub import HueflowPipeline, PipelineInputError
 from ..core.outputs import FrameCallback, VideoPipelineOutput, check_output_type, frames_to_output
 from ..core.resize import processing_shape, resize
 from ..core.video import as_video_reader, is_grayscale_image, load_image, output_writer
@@ -37,8 +37,9 @@ from .stepper import ColorMNetStepper, ColourHold
 Exemplar = str | os.PathLike | PIL.Image.Image | np.ndarray
 
 
-class ExemplarError(ValueError):
-    """The exemplars given to the pipeline cannot be used (missing, grayscale, bad frame index)."""
+class ExemplarError(PipelineInputError):
+    """The exemplars given to the pipeline cannot be used (missing, grayscale, bad frame index);
+    `argument` is "exemplars" or "exemplar_frames"."""
 
 
 def _as_list(exemplars: Exemplar | Sequence[Exemplar] | None) -> list[Exemplar]:
@@ -164,31 +165,36 @@ class ColorMNetPipeline(HueflowPipeline):
         if not images:
             raise ExemplarError(
                 "No exemplar given: pass at least one colour image as exemplars=..., e.g. a frame of the "
-                "video coloured by hand, or any photo with the colours you want."
+                "video coloured by hand, or any photo with the colours you want.",
+                argument="exemplars",
             )
         frames = _frame_list(exemplar_frames, len(images))
         if len(frames) != len(images):
             raise ExemplarError(
                 f"Got {len(images)} exemplars but {len(frames)} exemplar_frames: give one frame index (or "
-                "None for a free reference) per exemplar, in the exemplars' order."
+                "None for a free reference) per exemplar, in the exemplars' order.",
+                argument="exemplar_frames",
             )
         for number, (image, frame_index) in enumerate(zip(images, frames, strict=True), start=1):
             if is_grayscale_image(load_image(image)):
                 raise ExemplarError(
                     f"Exemplar {number} has no colour (it is grayscale): an exemplar must be a colour "
-                    "image, since its colours are what the video gets."
+                    "image, since its colours are what the video gets.",
+                    argument="exemplars",
                 )
             if frame_index is None:
                 continue
             if isinstance(frame_index, bool) or not isinstance(frame_index, Integral):
                 raise ExemplarError(
                     f"Exemplar {number}'s frame index {frame_index!r} is not a frame number: give an "
-                    "integer, or None for a free reference."
+                    "integer, or None for a free reference.",
+                    argument="exemplar_frames",
                 )
             if not 0 <= frame_index < num_frames:
                 raise ExemplarError(
                     f"Exemplar {number} is tied to frame {frame_index}, but the video (up to max_frames) "
-                    f"has {num_frames} frames (valid indices 0..{num_frames - 1})."
+                    f"has {num_frames} frames (valid indices 0..{num_frames - 1}).",
+                    argument="exemplar_frames",
                 )
 
     # -- call ---------------------------------------------------------------------------------------

@@ -18,6 +18,15 @@ from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError, R
 _HUB_KWARGS = ("cache_dir", "revision", "token", "local_files_only", "force_download", "proxies")
 
 
+class PipelineInputError(ValueError):
+    """An argument of a pipeline call that cannot be used. `argument` names it as `__call__` spells it
+    ("exemplar_frames", "edited_frame", ...), so an app can tell which of its fields to fix."""
+
+    def __init__(self, message: str, argument: str | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
+
+
 class PretrainedLoadError(OSError):
     """A model folder or Hub repository could not be found or fetched."""
 
