@@ -20,7 +20,7 @@ def load_pipeline(pipeline_class, args: argparse.Namespace):
 
 
 def colorize(args: argparse.Namespace) -> int:
-    from .colorization import ColorMNetPipeline
+    from .colorization import ColorMNetPipeline, describe_placement
     from .core.video import VideoReader, load_image
 
     # Open the video once and check the request with the pipeline's own rules before loading the model.
@@ -34,10 +34,13 @@ def colorize(args: argparse.Namespace) -> int:
         exemplar_frames=frames,
         processing_size=args.processing_size,
         max_frames=args.max_frames,
-        static_tolerance=args.static_tolerance,
-        motion_compensated_hold=args.motion_compensated_hold,
+        fallback_error=args.fallback_error,
         output_path=args.output,
     )
+    # How each exemplar was used (a keyframe, a free reference aligned to a frame, or memory only) goes to
+    # stderr: stdout is the video's path alone, for scripts.
+    for number, placement in enumerate(result.exemplar_placements or [], start=1):
+        print(f"exemplar {number}: {describe_placement(placement)}", file=sys.stderr)
     print(result.video_path)
     return 0
 
@@ -95,17 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--max-frames", type=int)
     sub.add_argument(
-        "--static-tolerance",
+        "--fallback-error",
         type=float,
-        help="pixels whose L (0-100) moved by at most this keep the previous frame's colour "
-        "(default from the model, 0.5; negative: off)",
-    )
-    sub.add_argument(
-        "--no-motion-compensated-hold",
-        dest="motion_compensated_hold",
-        action="store_false",
-        default=None,
-        help="hold only pixels whose L did not change in place, not along the optical flow (faster)",
+        help="the anchored colour's threshold, in L units (0-100): a pixel takes the colour of the matching "
+        "place in a keyframe, an aligned reference or the previous frame where the luminance around it "
+        "differs by less than this, else the model's (default from the model, 4.0; negative: the model's "
+        "colours only)",
     )
     sub.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     sub.set_defaults(run=colorize)

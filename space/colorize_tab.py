@@ -1,9 +1,11 @@
 """The Colorize tab: exemplar-based video colorization with `ColorMNetPipeline`.
 
 A visitor uploads a (grayscale) video and one or more colour exemplars, optionally ties each
-exemplar to the frame it colours, and gets an H.264 mp4 back (audio kept) plus a before/after
-slider on a frame of their choice. Without any colour reference they can extract a frame as PNG,
-colour it in an editor and upload it back as a keyframe exemplar.
+exemplar to the frame it colours, and gets an H.264 mp4 back (audio kept), a before/after
+slider on a frame of their choice, and a short note on how each exemplar was used (a keyframe, a free
+reference aligned to frame N, or a free reference the model's memory alone used). Without any colour
+reference they can extract a frame as PNG, colour it in an editor and upload it back as a keyframe
+exemplar.
 
 Every input is checked before the model runs: against the hardware `Limits` here, and against the
 pipeline's own rules by `ColorMNetPipeline.check_inputs` (exemplars, frame indices, processing size).
@@ -26,6 +28,7 @@ import gradio as gr
 import numpy as np
 
 from pipelines import ColorMNetPipeline, VideoInputError, VideoReader
+from pipelines.colorization import describe_placement
 
 from . import (
     InputError,
@@ -121,6 +124,23 @@ def parse_frame_indices(text: str | None) -> list[int | None] | None:
     return indices
 
 
+def describe_placements(placements: list[dict] | None, exemplars: list[str], matching: bool = True) -> str:
+    """The note shown after a run (Markdown): per exemplar, in upload order, how the pipeline used it
+    (`describe_placement`: a keyframe, a free reference aligned to frame N, or one used through the model's
+    memory only)."""
+    lines = ["**How the exemplars were used**", ""]
+    for number, (path, placement) in enumerate(zip(exemplars, placements or [], strict=False), start=1):
+        name = Path(path).name.replace("`", "'")
+        lines.append(f"- Exemplar {number} (`{name}`): {describe_placement(placement)}")
+    if not matching:
+        lines += [
+            "",
+            "Colour matching was off: free references were not aligned to a frame, and every frame has the "
+            "model's own colours.",
+        ]
+    return "\n".join(lines)
+
+
 def check_colorize_inputs(
     num_frames: int,
     exemplars: list[np.ndarray],
@@ -192,10 +212,11 @@ class ColorizeTab:
         max_working_frames: float,
         num_prototypes: float,
         compare_frame: float = 0,
-        hold_colour: bool = True,
+        match_colours: bool = True,
         progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (Gradio's documented idiom)
-    ) -> tuple[str, tuple[np.ndarray, np.ndarray]]:
-        """Colour `video` from the exemplar images; returns the colour mp4 and a before/after pair.
+    ) -> tuple[str, tuple[np.ndarray, np.ndarray], str]:
+        """Colour `video` from the exemplar images; returns the colour mp4, a before/after pair and a note
+        (Markdown) on how each exemplar was used.
 
         Args:
             video: the video to colour (grayscale or colour; only its luminance is used).
@@ -206,8 +227,10 @@ class ColorizeTab:
             max_frames: colour only the first N frames; 0 colours the whole video.
             top_k, memory_every, max_working_frames, num_prototypes: memory settings of the model.
             compare_frame: frame shown in the before/after slider.
-            hold_colour: keep the colour of surfaces whose brightness did not change, in place or along
-                the motion (the pipeline's hold); off colours every pixel of every frame afresh.
+            match_colours: each pixel takes the colour of the matching place in the keyframes, an aligned
+                free reference or the previous frame where the brightness agrees, and the model's own
+                colour only where nothing matches (the pipeline's anchored colour, its `fallback_error`
+                from the checkpoint); off: the model's colours only.
         """
         max_frames = int(max_frames or 0)
         check_max_frames(max_frames, self.limits)
@@ -245,7 +268,8 @@ class ColorizeTab:
                     memory_every=int(memory_every),
                     max_working_frames=int(max_working_frames),
                     num_prototypes=int(num_prototypes),
-                    static_tolerance=None if hold_colour else -1.0,  # None: the model's own tolerance
+                    # None: the checkpoint's threshold; negative: no matching, the model's colours only.
+                    fallback_error=None if match_colours else -1.0,
                     callback_on_frame_end=lambda pipe, index, callback_kwargs: coloured.append(index),
                 )
             except VideoInputError as error:  # the file fails to decode partway
@@ -256,7 +280,9 @@ class ColorizeTab:
         warn_if_cut_short(len(coloured), num_frames, video)
         index = min(int(compare_frame or 0), len(coloured) - 1)
         # The input frame from the same reader: its first frames are decoded again, nothing else is opened.
-        return result.video_path, self._before_after(reader, result.video_path, index)
+        before_after = self._before_after(reader, result.video_path, index)
+        note = describe_placements(result.exemplar_placements, exemplars or [], match_colours)
+        return result.video_path, before_after, note
 
     def compare(self, video: str | None, colour_video: str | None, frame: float) -> tuple | None:
         """Before/after pair of frame `frame` of the input and the colour video (None before a run)."""
@@ -340,13 +366,13 @@ class ColorizeTab:
                         16, 512, value=defaults.num_prototypes, step=16, label="num_prototypes",
                         info="Long-term memory elements kept per compression.",
                     )  # fmt: skip
-                    hold_colour = gr.Checkbox(
+                    match_colours = gr.Checkbox(
                         value=True,
-                        label="Hold steady colours",
-                        elem_id="hold-colour",
-                        info="Surfaces whose brightness does not change keep their colour, in place or "
-                        "along the motion, so they do not flicker. Turn off if a colour sticks where it "
-                        "should change.",
+                        label="Match colours along the motion",
+                        elem_id="match-colours",
+                        info="Each pixel takes the colour of the matching place in the keyframes, the "
+                        "aligned reference or the previous frame, where the brightness agrees, and the "
+                        "model's own colour only where nothing matches. Off: the model's colours only.",
                     )
                 run = gr.Button("Colorize", variant="primary", elem_id="colorize-button")
             with gr.Column():
@@ -357,6 +383,7 @@ class ColorizeTab:
                     height=320,
                     elem_id="output-video",
                 )
+                placement = gr.Markdown(elem_id="exemplar-placement")
                 compare_frame = gr.Slider(
                     0, max(0, limits.max_frames - 1), value=0, step=1, label="Before / after frame"
                 )
@@ -414,9 +441,9 @@ class ColorizeTab:
                 max_working_frames,
                 num_prototypes,
                 compare_frame,
-                hold_colour,
+                match_colours,
             ],
-            outputs=[output, slider],
+            outputs=[output, slider, placement],
             api_name="colorize",
             # One colorization at a time: two at once could run a small Space out of memory.
             concurrency_limit=1,

@@ -6,8 +6,8 @@ exemplars are tiny and generated here, so the whole file runs in well under a mi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 
 import av
@@ -62,6 +62,17 @@ def colour_clip(num_frames: int = NUM_FRAMES) -> np.ndarray:
     return np.stack(frames)
 
 
+def textured_clip(num_frames: int = NUM_FRAMES, height: int = 128, width: int = 160) -> np.ndarray:
+    """Random colour blocks panning 2 px a frame: (T, H, W, 3) uint8, enough corners for feature matching
+    to align a free reference (the blobs' clip has too few, and is too small for ORB's border)."""
+    rng = np.random.default_rng(0)
+    blocks = rng.integers(
+        0, 256, size=(height // 8 + 1, (width + 2 * num_frames) // 8 + 1, 3), dtype=np.uint8
+    )
+    scene = blocks.repeat(8, axis=0).repeat(8, axis=1)
+    return np.stack([scene[:height, 2 * t : 2 * t + width] for t in range(num_frames)])
+
+
 def to_gray(frames: np.ndarray) -> np.ndarray:
     luma = (frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).round()
     return np.repeat(luma.astype(np.uint8)[..., None], 3, axis=-1)
@@ -76,11 +87,14 @@ def chroma(frames: np.ndarray) -> float:
 @pytest.fixture(scope="module")
 def media(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("media")
-    colour = colour_clip()
+    colour, textured = colour_clip(), textured_clip()
     files = {
         "video": Path(write_video(to_gray(colour), folder / "gray.mp4", fps=8)),
         "long_video": Path(write_video(to_gray(colour_clip(16)), folder / "long.mp4", fps=8)),
+        "textured_video": Path(write_video(to_gray(textured), folder / "textured.mp4", fps=8)),
         "exemplar": folder / "exemplar.png",
+        "textured_frame0": folder / "textured_frame0.png",
+        "textured_frame5": folder / "textured_frame5.png",
         "gray_exemplar": folder / "gray_exemplar.png",
         "huge_exemplar": folder / "huge_exemplar.png",
         "corrupt_video": folder / "notes.mp4",
@@ -91,6 +105,8 @@ def media(tmp_path_factory) -> dict[str, Path]:
         folder / "truncated.mkv", to_gray(colour_clip(12)), fps=8, keep=0.85
     )
     Image.fromarray(colour[0]).save(files["exemplar"])
+    Image.fromarray(textured[0]).save(files["textured_frame0"])
+    Image.fromarray(textured[5]).save(files["textured_frame5"])
     Image.fromarray(to_gray(colour)[0]).save(files["gray_exemplar"])
     Image.new("RGB", (600, 40), (200, 30, 30)).save(files["huge_exemplar"])
     files["corrupt_video"].write_text("this is a text file, not a video\n" * 20)
@@ -111,8 +127,9 @@ def colorize(
     exemplars=("exemplar",),
     indices="",
     max_frames=0,
-    hold_colour=True,
+    match_colours=True,
 ):
+    """The /colorize endpoint: (colour mp4, before/after pair, note on how each exemplar was used)."""
     processing_size, _, *memory_and_compare = FAST_SETTINGS
     return client.predict(
         handle_file(str(media[video])),
@@ -121,13 +138,13 @@ def colorize(
         processing_size,
         max_frames,
         *memory_and_compare,
-        hold_colour,
+        match_colours,
         api_name="/colorize",
     )
 
 
 def test_colorize_returns_colour_mp4(client, media):
-    video_path, (before, after) = colorize(client, media, indices="0")
+    video_path, (before, after), note = colorize(client, media, indices="0")
 
     assert video_path.endswith(".mp4")
     with av.open(video_path) as container:
@@ -140,6 +157,8 @@ def test_colorize_returns_colour_mp4(client, media):
     # Frame 0 was tied to the exemplar, so it takes the exemplar's colours.
     exemplar = np.asarray(Image.open(media["exemplar"]).convert("RGB"), dtype=np.float32)
     assert np.abs(frames[0].astype(np.float32) - exemplar).mean() < 12
+    # The note says how the exemplar was used: as the keyframe of frame 0.
+    assert "Exemplar 1 (`exemplar.png`): keyframe" in note and "frame 0" in note
 
     # The before/after pair shows frame 3: the grayscale input and its colour version.
     before, after = (
@@ -156,17 +175,72 @@ def test_colorize_returns_colour_mp4(client, media):
     assert np.asarray(Image.open(after).convert("RGB")).shape == (HEIGHT, WIDTH, 3)
 
 
-def test_hold_colour_keeps_the_still_background_steady_and_can_be_turned_off(client, media):
-    """The clip's background (above the moving blobs) never changes: with the hold (the default) its
-    colour stays put from frame to frame; turned off, every frame is coloured afresh and it flickers."""
+def test_match_colours_can_be_turned_off(client, media):
+    """On (the default), each pixel takes a matched colour where the brightness agrees; off, every frame
+    has the model's own colours: the two runs differ, and the note says when matching was off (what the
+    matching does: test_colorization.py)."""
+    matched, _, note = colorize(client, media, indices="0")
+    own, _, own_note = colorize(client, media, indices="0", match_colours=False)
+    matched, own = decode(matched), decode(own)
+    assert matched.shape == own.shape == (NUM_FRAMES, HEIGHT, WIDTH, 3)
+    # Frame 0 is the keyframe either way; the frames after it are coloured differently.
+    assert np.abs(matched[1:].astype(np.float32) - own[1:]).mean() > 0.1
+    assert "keyframe" in note and "keyframe" in own_note
+    assert "matching was off" in own_note and "matching was off" not in note
 
-    def background_flicker(video_path: str) -> float:
-        background = decode(video_path)[1:, :14].astype(np.float32)  # frame 0 is the exemplar's colours
-        return float(np.abs(np.diff(background, axis=0)).mean())
 
-    held, _ = colorize(client, media, indices="0")
-    afresh, _ = colorize(client, media, indices="0", hold_colour=False)
-    assert background_flicker(held) < 0.5 * background_flicker(afresh)
+def test_match_colours_maps_to_the_pipelines_fallback_error(media, monkeypatch):
+    """The checkbox is the call's `fallback_error`: None (the checkpoint's threshold) when on, negative (no
+    matching, the model's colours only) when off."""
+    from pipelines import ColorMNetPipeline
+    from space.colorize_tab import ColorizeTab
+    from space.limits import Limits
+
+    real_call, calls = ColorMNetPipeline.__call__, []
+
+    def recording_call(self, *args, **kwargs):
+        calls.append(kwargs)
+        return real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(ColorMNetPipeline, "__call__", recording_call)
+    tab = ColorizeTab(REPO_ROOT / "checkpoints" / "colormnet-lite", Limits.detect())
+    processing_size, _, *memory_and_compare = FAST_SETTINGS
+    for match_colours in (True, False):
+        tab.colorize(
+            str(media["video"]), [str(media["exemplar"])], "0", processing_size, 2, *memory_and_compare,
+            match_colours=match_colours, progress=lambda *a, **k: None,
+        )  # fmt: skip
+    assert [call["fallback_error"] for call in calls] == [None, -1.0]
+    assert not any("static_tolerance" in call or "motion_compensated_hold" in call for call in calls)
+
+
+def test_the_note_tells_a_keyframe_from_a_free_reference(client, media):
+    """A free reference (blank entry) is aligned to the frame that shows its scene when feature matching
+    finds one, else used through the model's memory only; the note says which, per exemplar."""
+    exemplars = ("textured_frame0", "textured_frame5")
+    video_path, _, note = colorize(client, media, video="textured_video", exemplars=exemplars, indices="0, ")
+    assert decode(video_path).shape[0] == NUM_FRAMES
+    lines = [line for line in note.splitlines() if line.startswith("- Exemplar")]
+    assert len(lines) == 2, note
+    assert lines[0].startswith("- Exemplar 1 (`textured_frame0.png`): keyframe") and "frame 0" in lines[0]
+    assert lines[1].startswith("- Exemplar 2 (`textured_frame5.png`): free reference")
+    # Frame 5 in colour, used as a free reference, is found at (or next to) frame 5.
+    aligned = re.search(r"aligned to frame (\d+) \((\d+) matching features\)", lines[1])
+    assert aligned, note
+    assert abs(int(aligned[1]) - 5) <= 1 and int(aligned[2]) > 0
+
+    # The blobs' clip is too plain to match a free reference against: the model's memory alone uses it.
+    _, _, note = colorize(client, media, exemplars=("exemplar", "exemplar"), indices="0, ", max_frames=2)
+    lines = [line for line in note.splitlines() if line.startswith("- Exemplar")]
+    assert "keyframe" in lines[0] and "frame 0" in lines[0]
+    assert "free reference" in lines[1] and ("aligned to frame" in lines[1] or "memory" in lines[1])
+
+    # Matching off: a free reference is not aligned, and the note says why.
+    _, _, note = colorize(
+        client, media, video="textured_video", exemplars=exemplars[1:], max_frames=2, match_colours=False
+    )
+    assert "Exemplar 1 (`textured_frame5.png`): free reference" in note and "memory" in note
+    assert "aligned to frame" not in note and "matching was off" in note
 
 
 def test_truncated_video_is_coloured_as_far_as_it_decodes_and_the_visitor_is_told(client, media):
@@ -178,7 +252,7 @@ def test_truncated_video_is_coloured_as_far_as_it_decodes_and_the_visitor_is_tol
         api_name="/colorize",
     )
     messages = job_messages(job)
-    video_path, _ = job.result()
+    video_path, _, _ = job.result()
     coloured = len(decode(video_path))
     assert 1 < coloured < 11
     assert any(
@@ -229,12 +303,15 @@ def test_video_info_fits_sliders_to_the_clip(client, media):
     ids=lambda value: value if isinstance(value, str) else "-".join(map(str, value.values())),
 )
 def test_bad_input_gives_clear_error_and_next_job_runs(client, media, inputs, message):
-    assert_refused_then_next_job_runs(partial(colorize, client, media), message, inputs, next_frames=2)
+    def video_and_slider(**kwargs):  # the first two outputs (the helper unpacks two)
+        return colorize(client, media, **kwargs)[:2]
+
+    assert_refused_then_next_job_runs(video_and_slider, message, inputs, next_frames=2)
 
 
 def test_max_frames_colours_the_beginning_of_a_long_video(client, media):
     # 16 frames is over the limit of 12, but asking for the first 5 is fine.
-    video_path, _ = colorize(client, media, video="long_video", max_frames=5)
+    video_path, *_ = colorize(client, media, video="long_video", max_frames=5)
     assert decode(video_path).shape[0] == 5
 
 
@@ -278,11 +355,12 @@ def test_a_colorize_job_opens_the_video_once_for_the_model(media, monkeypatch):
     monkeypatch.setattr(av, "open", counting_open)
     video = str(media["video"])
     tab = ColorizeTab(REPO_ROOT / "checkpoints" / "colormnet-lite", Limits.detect())
-    video_path, (before, after) = tab.colorize(
+    video_path, (before, after), note = tab.colorize(
         video, [str(media["exemplar"])], "0", *FAST_SETTINGS, progress=lambda *a, **k: None
     )
 
     assert decode(video_path).shape[0] == NUM_FRAMES and before.shape == after.shape
+    assert "keyframe" in note
     assert readers.count(video) == 1
     assert opens.count(video) == 3
 

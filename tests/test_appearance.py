@@ -23,11 +23,11 @@ from pipelines.appearance import (
     finetune,
 )
 from pipelines.appearance.data import EDIT_KINDS, photometric_jitter, random_edit_function
-from pipelines.appearance.dense_matching import dense_displacement
 from pipelines.appearance.finetune import panning_clip, proxy_clip, zero_stage_batch
 from pipelines.appearance.modeling import colour_map_change, fit_colour_map, zero_stage_readout
 from pipelines.appearance.pipeline import ASPECT_TOLERANCE
 from pipelines.core.colour import apply_colour_lookup, fit_colour_lookup
+from pipelines.core.matching import dense_displacement
 from pipelines.core.metrics import psnr
 from pipelines.core.video import VideoInfo, VideoReader, write_video
 from pipelines.core.warp import pixel_grid, sample_at

@@ -139,6 +139,10 @@ def test_upload_colorize_and_play(page, tmp_path):
     page.click("#colorize-button")
     page.wait_for_selector("#output-video video[src]", timeout=TIMEOUT_MS)
     page.wait_for_selector("#before-after img >> nth=1", timeout=TIMEOUT_MS)
+    # The note on how the exemplar was used: tied to frame 0, it is that frame's keyframe.
+    note = page.locator("#exemplar-placement")
+    note.filter(has_text="keyframe").wait_for(timeout=TIMEOUT_MS)
+    assert "frame 0" in note.inner_text()
 
     progress = " ".join(page.evaluate("() => window.progressTexts"))
     assert f"/{NUM_FRAMES} frame" in progress

@@ -3,13 +3,17 @@ with training, check_inputs and bad input."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
 from conftest import make_colour_clip, make_tiny_colormnet
 from PIL import Image
+from scipy.ndimage import gaussian_filter
+from skimage import data as skimage_data
 
 from pipelines.colorization import (
+    ColorizationPipelineOutput,
     ColorMNetDecoder,
     ColorMNetFeatureEncoder,
     ColorMNetPipeline,
@@ -17,11 +21,13 @@ from pipelines.colorization import (
     ColorMNetValueEncoder,
     ExemplarError,
     MemoryConfig,
+    describe_placement,
 )
-from pipelines.colorization.modeling import copy_confident_matches, hold_previous_colour
+from pipelines.colorization.modeling import colorize_step, copy_confident_matches, frame_memory
 from pipelines.colorization.train import clip_loss
-from pipelines.core.colour import frame_to_tensor, luminance_and_ab
+from pipelines.core.colour import compose_lab, frame_to_tensor, luminance_and_ab, tensor_to_frame
 from pipelines.core.flow import luminance_flow
+from pipelines.core.reanchoring import MIN_ALIGNMENT_INLIERS
 from pipelines.core.resize import processing_shape
 from pipelines.core.video import VideoInputError, VideoReader, write_video
 from pipelines.core.warp import pixel_grid, sample_at
@@ -202,6 +208,53 @@ def test_exemplar_as_previous_frame_feeds_the_local_attention(tiny_pipe):
     assert not torch.equal(*outputs)
 
 
+def test_predict_then_commit_colour_is_a_step_and_the_committed_colour_is_remembered(tiny_pipe):
+    """The pipeline splits a step: `predict` (the model's colour, nothing remembered yet), then
+    `commit_colour` with the frame's final colour. Committing the prediction is exactly `step`; committing
+    another colour is what the next frames read."""
+    generator = torch.Generator().manual_seed(0)
+    frames = torch.rand(3, 1, 1, 32, 48, generator=generator) * 100
+    exemplar_ab = torch.randn(1, 2, 32, 48, generator=generator) * 10
+
+    def fresh():
+        stepper = tiny_pipe.prepare_stepper(memory_every=1, min_working_frames=1)
+        stepper.add_exemplar(frames[0], exemplar_ab)
+        return stepper
+
+    with torch.no_grad():
+        stepped, split, recoloured = fresh(), fresh(), fresh()
+        for index, luminance in enumerate(frames):
+            ab = stepped.step(luminance)
+            predicted = split.predict(luminance)
+            assert split.frame_index == index and split.memory.num_working_frames == index  # not yet
+            split.commit_colour(predicted)
+            assert torch.equal(predicted, ab)
+            assert split.frame_index == stepped.frame_index == index + 1
+            assert split.memory.num_working_frames == stepped.memory.num_working_frames
+            recoloured_ab = recoloured.predict(luminance)
+            if index == 0:
+                assert torch.equal(recoloured_ab, ab)
+                recoloured.commit_colour(torch.full((1, 2, 8, 12), 40.0))  # any size: pooled to memory's
+            else:
+                recoloured.commit_colour(recoloured_ab)
+        assert not torch.allclose(recoloured_ab, ab, atol=1e-3)  # later frames read the committed colour
+
+
+def test_colorize_step_returns_the_encoding_that_frame_memory_completes(tiny_pipe):
+    luminance = torch.rand(1, 1, 32, 48, generator=torch.Generator().manual_seed(0)) * 100
+    stepper = tiny_pipe.prepare_stepper()
+    with torch.no_grad():
+        stepper.add_exemplar(luminance, torch.zeros(1, 2, 32, 48))
+        ab, encoding = colorize_step(
+            tiny_pipe.feature_encoder, tiny_pipe.decoder, luminance, stepper.memory, None
+        )
+        assert ab.shape == (1, 2, 16, 24)
+        frame = frame_memory(tiny_pipe.value_encoder, encoding, ab)
+        assert torch.equal(stepper.predict(luminance), ab)  # what the stepper's predict runs
+        stepper.commit_colour(ab)
+    assert torch.equal(stepper.previous.key, frame.key) and torch.equal(stepper.previous.value, frame.value)
+
+
 def test_clip_loss_trains_through_the_stepper():
     pipe = make_tiny_colormnet()
     clip = torch.rand(2, 3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -230,19 +283,6 @@ def test_confident_block_matches_are_copied_exactly():
     assert logits.grad.abs().sum() > 0
 
 
-def test_static_pixels_keep_the_previous_colour():
-    generator = torch.Generator().manual_seed(0)
-    ab, previous_ab = torch.randn(2, 1, 2, 6, 8, generator=generator) * 20
-    previous_luminance = torch.rand(1, 1, 6, 8, generator=generator) * 100
-    change = torch.zeros(1, 1, 6, 8)
-    change[..., :3, :] = 0.4  # within the tolerance: the same surface, sensor noise
-    change[..., 3:, :4] = 3.0  # something moved
-    held = hold_previous_colour(ab, previous_ab, previous_luminance + change, previous_luminance, 0.5)
-    assert torch.equal(held[..., :3, :], previous_ab[..., :3, :])
-    assert torch.equal(held[..., 3:, :4], ab[..., 3:, :4])
-    assert torch.equal(held[..., 3:, 4:], previous_ab[..., 3:, 4:])  # unchanged L
-
-
 def smooth_scene(height: int = 96, width: int = 128, seed: int = 0) -> torch.Tensor:
     """(1, 1, H, W) in [0, 1]: random texture upsampled, so it has gradients for optical flow."""
     texture = torch.from_numpy(np.random.default_rng(seed).random((1, 1, height // 4, width // 4)))
@@ -261,63 +301,119 @@ def test_luminance_flow_recovers_a_shift_at_full_or_capped_size(max_short_side):
     np.testing.assert_allclose(interior, shift.view(2), atol=0.2)  # in full-size pixels either way
 
 
-def test_moved_pixels_keep_the_previous_colour_along_the_flow():
-    """Content panned 2 px to the right: the hold takes each pixel's colour from where it was, except
-    where the L there disagrees (something new appeared); with zero flow it is the static hold."""
-    generator = torch.Generator().manual_seed(0)
-    previous_luminance = smooth_scene(48, 64) * 100
-    shift = torch.tensor([-2.0, 0.0]).view(1, 2, 1, 1)  # this frame's x shows the previous frame's x - 2
-    luminance = sample_at(previous_luminance, pixel_grid(48, 64) + shift)
-    luminance[..., 30:, 40:] = 150.0  # a new object, brighter than anything in the previous frame
-    ab, previous_ab = torch.randn(2, 1, 2, 48, 64, generator=generator) * 20
-    held = hold_previous_colour(
-        ab, previous_ab, luminance, previous_luminance, 0.5, shift.expand(1, 2, 48, 64)
+def decolorize(frames: np.ndarray) -> np.ndarray:
+    """(T, H, W, 3) uint8 colour -> the same frames with their Lab L and ab = 0 (the evaluation's input)."""
+    grey = []
+    for frame in frames:
+        luminance, ab = luminance_and_ab(frame_to_tensor(frame))
+        grey.append(tensor_to_frame(compose_lab(luminance, torch.zeros_like(ab))))
+    return np.stack(grey)
+
+
+def panning_clip(num_frames: int = 5, height: int = 64, width: int = 80, step: int = 3) -> np.ndarray:
+    """(T, H, W, 3) uint8: crops of a larger picture of colour blobs textured at two scales, the window
+    moving 2 * `step` px right and `step` px down per frame: frame t's x shows frame 0's
+    x + (2 step t, step t)."""
+    rng = np.random.default_rng(1)
+    size = (height + step * num_frames, width + 2 * step * num_frames, 3)
+    coarse = gaussian_filter(rng.normal(size=size), sigma=(8, 8, 0))
+    fine = gaussian_filter(rng.normal(size=size), sigma=(2, 2, 0))
+    scene = (coarse / coarse.std() * 50 + fine / fine.std() * 15 + 128).clip(0, 255).astype(np.uint8)
+    return np.stack(
+        [scene[step * t : step * t + height, 2 * step * t : 2 * step * t + width] for t in range(num_frames)]
     )
-    # static first: where L at the same place also agrees (a flat patch), the colour stays in place
-    static = ((luminance - previous_luminance).abs() <= 0.5).expand_as(ab)
-    assert 0 < static[..., :30, 2:].float().mean() < 0.5
-    moved, kept = held[..., :30, 2:], torch.where(static, previous_ab, previous_ab.roll(2, dims=-1))
-    np.testing.assert_allclose(moved, kept[..., :30, 2:], atol=1e-3)
-    assert torch.equal(held[..., 30:, 40:], ab[..., 30:, 40:])
-    static_only = hold_previous_colour(ab, previous_ab, luminance, previous_luminance, 0.5)
-    assert torch.equal(
-        hold_previous_colour(ab, previous_ab, luminance, previous_luminance, 0.5, torch.zeros(1, 2, 48, 64)),
-        static_only,
-    )
-    assert (static_only[..., :30, 2:] - previous_ab[..., :30, :-2]).abs().mean() > 5  # no flow, no hold
 
 
-def test_motion_compensated_hold_steadies_the_colour_of_a_panning_clip(tiny_pipe):
-    """A textured scene panning 2 px per frame: with the hold following the motion, each output frame is
-    (nearly) the previous one moved along; holding only pixels that stay in place, it changes a lot more."""
-    scene = (smooth_scene(48, 96).squeeze().numpy() * 255).astype(np.uint8)
-    grey = np.stack([np.repeat(scene[:, 2 * t : 2 * t + 64, None], 3, axis=-1) for t in range(5)])
-    exemplar = make_colour_clip(num_frames=1, height=48, width=64)[0]
+def test_anchored_colour_follows_a_panning_clip_far_better_than_the_model_alone(tiny_pipe):
+    """A keyframe (frame 0) and a pan: the anchored colour (the default) reads the keyframe's colours at
+    matched positions; the tiny model is untrained, so on its own (`fallback_error=-1`) it is far off.
+    Either way frame 0 is the keyframe's colours."""
+    step = 3
+    clip = panning_clip(step=step)
+    grey = decolorize(clip)
+    truth = lab_of(clip)
+    anchored = tiny_pipe(grey, exemplars=clip[0], exemplar_frames=[0], output_type="np")
+    model_only = tiny_pipe(grey, exemplars=clip[0], exemplar_frames=[0], output_type="np", fallback_error=-1)
+    for result in (anchored, model_only):
+        assert isinstance(result, ColorizationPipelineOutput)
+        assert result.exemplar_placements == [{"mode": "keyframe", "frame": 0, "matches": None}]
+    np.testing.assert_array_equal(anchored.frames[0], model_only.frames[0])
+    assert (lab_of(anchored.frames)[0, 1:] - truth[0, 1:]).abs().mean() < 0.5
 
-    def change_along_motion(frames) -> float:
-        ab = lab_of(np.stack(frames))[:, 1:]
-        return (ab[1:, :, 4:-4, 4:-6] - ab[:-1, :, 4:-4, 6:-4]).abs().mean().item()  # t(x) = t-1(x + 2)
+    def ab_error(frames: np.ndarray, t: int) -> float:
+        """Mean |ab error| of frame t over what frame 0 showed (the rest is new content)."""
+        visible = (slice(1, 3), slice(0, -step * t - 3), slice(0, -2 * step * t - 3))
+        return (lab_of(frames[t : t + 1])[0] - truth[t])[visible].abs().mean().item()
 
-    followed = tiny_pipe(grey, exemplars=exemplar, output_type="np").frames
-    in_place = tiny_pipe(grey, exemplars=exemplar, output_type="np", motion_compensated_hold=False).frames
-    assert change_along_motion(followed) < 0.5 * change_along_motion(in_place)
-    assert tiny_pipe.config.motion_compensated_hold
+    for t in range(1, len(clip)):
+        with_anchors, alone = ab_error(anchored.frames, t), ab_error(model_only.frames, t)
+        assert with_anchors < 1.0 and with_anchors < 0.2 * alone, (t, with_anchors, alone)
 
 
-def test_static_half_of_a_clip_keeps_its_colour_exactly(tiny_pipe):
-    """Frames whose left half never changes: that half's output is the same in every frame (no flicker),
-    while the moving right half is coloured afresh; with the hold off, the static half changes."""
+def test_still_half_of_a_clip_keeps_its_colour(tiny_pipe):
+    """Frames whose left half never changes: with a keyframe, that half keeps the keyframe's colours
+    (no flicker); the model alone recolours it on every frame."""
     clip = make_colour_clip(num_frames=5, height=48, width=64)
     clip[:, :, :32] = clip[0, :, :32]
-    grey = clip.mean(axis=-1, keepdims=True).repeat(3, axis=-1).astype(np.uint8)
-    frames = tiny_pipe(grey, exemplars=clip[0], output_type="np").frames
-    for frame in frames[1:]:
-        np.testing.assert_array_equal(frame[:, :32], frames[0][:, :32])
-    assert np.abs(frames[-1][:, 32:].astype(int) - frames[0][:, 32:]).max() > 0
-    free = tiny_pipe(grey, exemplars=clip[0], output_type="np", static_tolerance=-1).frames
-    np.testing.assert_array_equal(free[0], frames[0])
-    assert max(np.abs(frame[:, :32].astype(int) - free[0][:, :32]).max() for frame in free[1:]) > 0
-    assert tiny_pipe.config.static_tolerance == 0.5
+    grey = decolorize(clip)
+
+    def change_of_still_half(frames: np.ndarray) -> list[float]:
+        """Mean change from frame 0, in uint8 levels, of the still half less 8 px along its edge."""
+        frames = (frames * 255).round()
+        return [np.abs(frame[:, :24] - frames[0][:, :24]).mean() for frame in frames[1:]]
+
+    anchored = tiny_pipe(grey, exemplars=clip[0], exemplar_frames=[0], output_type="np").frames
+    model_only = tiny_pipe(
+        grey, exemplars=clip[0], exemplar_frames=[0], output_type="np", fallback_error=-1
+    ).frames
+    assert max(change_of_still_half(anchored)) < 0.5
+    assert min(change_of_still_half(model_only)) > 1.5
+    assert np.abs(anchored[-1][:, 40:] - anchored[0][:, 40:]).max() > 0.1  # the moving half does change
+
+
+def astronaut_pan(num_frames: int = 6) -> np.ndarray:
+    """(T, 128, 160, 3) uint8: a camera panning 14 px right (and 2 down) per frame over the astronaut photo
+    (real texture, so feature matching finds corners)."""
+    photo = cv2.resize(skimage_data.astronaut(), (320, 320), interpolation=cv2.INTER_AREA)
+    return np.stack([photo[60 + 2 * t : 188 + 2 * t, 20 + 14 * t : 180 + 14 * t] for t in range(num_frames)])
+
+
+def test_free_reference_is_aligned_to_the_frame_that_shows_it(tiny_pipe):
+    clip = astronaut_pan()
+    grey = decolorize(clip)
+    reference = clip[3][6:120, 8:150]  # a photo of part of what frame 3 shows
+    (placement,) = tiny_pipe(grey, exemplars=reference, output_type="np").exemplar_placements
+    assert placement["mode"] == "aligned"
+    assert abs(placement["frame"] - 3) <= 1 and placement["matches"] >= MIN_ALIGNMENT_INLIERS
+    assert f"frame {placement['frame']}" in describe_placement(placement)
+    # A keyframe and a free reference together: each gets its own placement, in the exemplars' order.
+    placements = tiny_pipe(
+        grey, exemplars=[clip[0], reference], exemplar_frames=[0, None], output_type="np"
+    ).exemplar_placements
+    assert placements[0] == {"mode": "keyframe", "frame": 0, "matches": None}
+    assert placements[1]["mode"] == "aligned" and abs(placements[1]["frame"] - 3) <= 1
+    # Matching off (a negative fallback_error, or the config's align_free_references): memory only.
+    for pipe, kwargs in (
+        (tiny_pipe, {"fallback_error": -1}),
+        (make_tiny_colormnet(align_free_references=False), {}),
+    ):
+        (placement,) = pipe(grey, exemplars=reference, output_type="np", **kwargs).exemplar_placements
+        assert placement["mode"] == "memory" and placement["frame"] is None
+
+
+@pytest.mark.parametrize("unrelated", ["noise", "other_photo"])
+def test_free_reference_of_another_scene_is_used_through_memory_only(tiny_pipe, unrelated):
+    clip = astronaut_pan()
+    if unrelated == "noise":
+        reference = (np.random.default_rng(0).random((120, 150, 3)) * 255).astype(np.uint8)
+    else:
+        reference = skimage_data.coffee()[100:280, 150:400]
+    result = tiny_pipe(decolorize(clip), exemplars=reference, output_type="np")
+    (placement,) = result.exemplar_placements
+    assert placement["mode"] == "memory" and placement["frame"] is None
+    assert placement["matches"] < MIN_ALIGNMENT_INLIERS
+    assert "memory" in describe_placement(placement)
+    assert result.frames.shape == clip.shape
 
 
 def test_processing_shape():

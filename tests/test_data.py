@@ -9,6 +9,7 @@ import ast
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import pytest
 
 from pipelines.core.video import write_video
@@ -114,7 +115,25 @@ def tiny_sources(tmp_path, monkeypatch):
     ]
     monkeypatch.setattr(sources, "offline_video_paths", lambda: list(videos))
     monkeypatch.setattr(sources, "offline_stills", lambda: list(stills))
+    monkeypatch.setattr(sources, "wider_still_paths", lambda: [])  # the scene split's wider sources
+    monkeypatch.setattr(sources, "gradio_media", lambda: None)
     return videos, stills
+
+
+def test_wider_sources_join_the_scene_split_only(tiny_sources, tmp_path, monkeypatch):
+    wallpaper = tmp_path / "EveningGlow.jpg"
+    PIL.Image.fromarray(colour_image(900, 1000, 5)).save(wallpaper)
+    monkeypatch.setattr(sources, "wider_still_paths", lambda: [("wallpaper_EveningGlow", wallpaper)])
+    names = [name for name, _ in sources.scene_stills()]
+    assert names[-1] == "wallpaper_EveningGlow" and "wallpaper_EveningGlow" not in dict(
+        sources.offline_stills()
+    )
+    assert (
+        min(dict(sources.scene_stills())["wallpaper_EveningGlow"].shape[:2]) == sources.WIDER_STILL_SHORT_SIDE
+    )
+    assert split.split_of("wallpaper_EveningGlow") == "validation"
+    _, time_stills = exported(export.export_offline_data(tmp_path / "time", short_side=48))
+    assert "wallpaper_EveningGlow" not in time_stills  # the time split's export is what it was
 
 
 def exported(out: Path) -> tuple[dict[str, int], set[str]]:

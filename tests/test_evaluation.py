@@ -11,13 +11,14 @@ import torch
 from conftest import make_colour_clip, make_tiny_colormnet
 from scipy.ndimage import gaussian_filter
 
-from pipelines.colorization import ColorMNetPipeline, evaluate
+from pipelines.colorization import ColorMNetPipeline, describe_placement, evaluate
 from pipelines.colorization.baselines import flow_propagation, global_lab_transfer, unaligned_ab_paste
 from pipelines.colorization.evaluate import score
 from pipelines.core.colour import compose_lab, frame_to_tensor, luminance_and_ab, tensor_to_frame
 from pipelines.core.metrics import colour_distribution_consistency, masked_psnr, psnr, ssim
 from pipelines.core.video import write_video
 from pipelines.data import sources
+from pipelines.data.known_motion import EvalVideo
 
 
 def smooth_colour_image(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -165,24 +166,44 @@ def test_score_uses_only_the_scored_frames():
 # ----------------------------------------------------------------------------------------------- evaluate CLI
 
 
+def tiny_pseudo_video(split: str) -> EvalVideo:
+    """A stand-in for a split's pseudo videos (`known_motion.split_pseudo_videos`): 6 small frames."""
+    frames = make_colour_clip(num_frames=6, height=48, width=64, seed=5)
+    tracks = np.zeros((6, 1, 2), np.float32)
+    return EvalVideo(
+        name="pseudo-still",
+        source=f"pseudo-{split}",
+        frames=frames,
+        tracks=tracks,
+        visible=np.ones((6, 1), bool),
+        masks=None,
+        notes={"sticker_from": "donor"},
+    )
+
+
 @pytest.fixture
 def tiny_evaluation(tmp_path, monkeypatch):
-    """Tiny clips named as the offline videos of each split, and the tiny pipeline in place of the checkpoint;
-    returns the clips and the model calls' exemplar arguments."""
+    """Tiny clips named as the offline videos of each split, one tiny pseudo video per split, and the tiny
+    pipeline in place of the checkpoint; returns the clips and the model calls' arguments (exemplars,
+    exemplar_frames, number of frames, fallback_error)."""
     clips = {}
     for name, seed in (("bigbuckbunny", 0), ("Megamind", 1), ("vtest", 2)):  # train, validation, test
         path = tmp_path / f"{name}.mp4"
         clips[path] = make_colour_clip(num_frames=10, height=48, width=64, seed=seed)
         write_video(list(clips[path]), path, fps=10)
     monkeypatch.setattr(sources, "offline_video_paths", lambda: list(clips))
+    monkeypatch.setattr(sources, "scene_video_paths", lambda: list(clips))  # not the wider sources here
     monkeypatch.setattr(evaluate, "offline_video_paths", lambda: list(clips))
+    monkeypatch.setattr(evaluate, "split_pseudo_videos", lambda split: [tiny_pseudo_video(split)])
     tiny = classmethod(lambda cls, *args, **kwargs: make_tiny_colormnet())
     monkeypatch.setattr(ColorMNetPipeline, "from_pretrained", tiny)
     calls = []
     original = ColorMNetPipeline.__call__
 
     def recording(self, video, **kwargs):
-        calls.append((kwargs["exemplars"], kwargs["exemplar_frames"], len(video)))
+        calls.append(
+            (kwargs["exemplars"], kwargs["exemplar_frames"], len(video), kwargs.get("fallback_error"))
+        )
         return original(self, video, **kwargs)
 
     monkeypatch.setattr(ColorMNetPipeline, "__call__", recording)
@@ -205,7 +226,35 @@ def test_tail_stays_the_default_protocol(tiny_evaluation, tmp_path):
         "ground_truth",
     }
     assert "psnr_moving" not in report["mean"]["colormnet"]
-    assert [told for _, told, _ in calls] == [[0]] * 3
+    assert [told for _, told, _, _ in calls] == [[0]] * 3
+    assert [fallback for *_, fallback in calls] == [None] * 3  # the pipeline's config decides
+    assert report["fallback_error"] == make_tiny_colormnet().config.fallback_error
+    for clip in report["clips"]:
+        assert clip["exemplar_placements"] == [{"mode": "keyframe", "frame": 0, "matches": None}]
+
+
+def test_fallback_error_reaches_the_pipeline(tiny_evaluation, tmp_path):
+    _, calls = tiny_evaluation
+    assert evaluate.parse_args([]).fallback_error is None
+    output = tmp_path / "model_only.json"
+    assert evaluate.main(["--max-frames", "4", "--fallback-error", "-1", "--output", str(output)]) == 0
+    assert [fallback for *_, fallback in calls] == [-1.0] * 3
+    assert json.loads(output.read_text())["fallback_error"] == -1.0
+    for removed in (["--static-tolerance", "0.5"], ["--no-motion-compensated-hold"]):
+        with pytest.raises(SystemExit):
+            evaluate.parse_args(removed)
+
+
+def test_evaluate_clip_passes_fallback_error_and_collects_placements():
+    pipe = make_tiny_colormnet()
+    truth = translating_clip(num_frames=4)  # textured, so the motion can be matched
+    placements = []
+    anchored = evaluate.evaluate_clip(pipe, truth, None, protocol="keyframe", placements=placements)
+    model_only = evaluate.evaluate_clip(pipe, truth, None, fallback_error=-1, protocol="keyframe")
+    assert placements == [{"mode": "keyframe", "frame": 0, "matches": None}]
+    # The untrained model alone is far off; the keyframe's colours carried along the motion are not.
+    assert anchored["colormnet"]["psnr"] > model_only["colormnet"]["psnr"] + 3
+    assert anchored["colormnet"]["cdc"] < 0.5 * model_only["colormnet"]["cdc"]  # and it flickers less
 
 
 @pytest.mark.parametrize("protocol", ["keyframe", "free-reference"])
@@ -216,20 +265,28 @@ def test_scene_protocols_score_the_split_with_their_reference(tiny_evaluation, t
     assert evaluate.main(argv) == 0
     report = json.loads(output.read_text())
     assert report["protocol"] == protocol and report["split"] == "test"
-    assert "time split" in capsys.readouterr().out and "time split" in report["note"]
-    (clip,) = report["clips"]  # vtest only
+    printed = capsys.readouterr().out
+    clip, pseudo = report["clips"]  # vtest (the only video of the test split here), then its pseudo video
     assert clip["name"] == "vtest.mp4" and clip["start"] == 0 and clip["frames"] == 6
-    (exemplar, told, num_frames) = calls[0]
+    assert pseudo["name"] == "pseudo-still" and pseudo["frames"] == 6 and "donor" in pseudo["path"]
+    assert "## pseudo-still" in printed
+    (exemplar, told, num_frames, _) = calls[0]
     assert num_frames == 6
     truth = next(frames for path, frames in clips.items() if path.stem == "vtest")
     if protocol == "keyframe":
         assert told == [0] and clip["scored_frames"] == [1, 2, 3, 4, 5]
         reference = truth[0]
         expected = {"colormnet", "global_lab_transfer", "flow_propagation"}
+        assert clip["exemplar_placements"] == [{"mode": "keyframe", "frame": 0, "matches": None}]
     else:
         assert told == [None] and clip["scored_frames"] == [0, 1, 2, 3, 4]
         reference = truth[5]
         expected = {"colormnet", "global_lab_transfer", "ab_paste", "flow_from_reference"}
+        # Where the pipeline put the free reference is reported, in the JSON and in the printed report
+        # (these frames are too small for feature matching: memory only).
+        (placement,) = clip["exemplar_placements"]
+        assert placement["mode"] == "memory" and placement["frame"] is None
+        assert f"exemplar: {describe_placement(placement)}" in printed
     assert clip["reference_frame"] == (0 if protocol == "keyframe" else 5)
     assert np.abs(exemplar.astype(int) - reference).mean() < 8  # the decoded frame (H.264 is lossy)
     assert set(clip["methods"]) == expected | {"grayscale_input", "ground_truth"}

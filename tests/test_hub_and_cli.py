@@ -76,11 +76,19 @@ def test_cli_colorizes_a_video_and_keeps_its_audio(saved_tiny, tmp_path):
     exemplar = tmp_path / "exemplar.png"
     Image.fromarray(clip[0]).save(exemplar)
     out = tmp_path / "colour.mp4"
+    # Two exemplars: the first tied to frame 0, the second a free reference (-1).
     result = run_cli(
-        "colorize", str(source), "--exemplar", str(exemplar), "--exemplar-frame", "0", "-o", str(out),
-        "--model", str(saved_tiny),
+        "colorize", str(source), "--exemplar", str(exemplar), "--exemplar-frame", "0",
+        "--exemplar", str(exemplar), "--exemplar-frame", "-1", "-o", str(out), "--model", str(saved_tiny),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    # stdout's last line is the video's path (for scripts); how each exemplar was used goes to stderr.
+    assert result.stdout.strip().splitlines()[-1] == str(out)
+    placements = [line for line in result.stderr.splitlines() if line.startswith("exemplar ")]
+    assert len(placements) == 2, result.stderr
+    assert placements[0].startswith("exemplar 1: keyframe") and "frame 0" in placements[0]
+    assert placements[1].startswith("exemplar 2: free reference")
+    assert "aligned to frame" in placements[1] or "memory" in placements[1]
     with av.open(str(out)) as container:
         assert len(container.streams.audio) == 1
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
@@ -88,16 +96,34 @@ def test_cli_colorizes_a_video_and_keeps_its_audio(saved_tiny, tmp_path):
     chroma = np.abs(frames[0].astype(int) - frames[0].mean(-1, keepdims=True)).mean()
     assert chroma > 3  # coloured, not grey
 
-    # The static hold can be turned off from the command line (what it does: test_colorization.py).
-    free = tmp_path / "colour_no_hold.mp4"
+    # The anchored colour's matching can be turned off from the command line (what it does:
+    # test_colorization.py): a free reference is then used through the model's memory only.
+    free = tmp_path / "colour_model_only.mp4"
     result = run_cli(
-        "colorize", str(source), "--exemplar", str(exemplar), "--exemplar-frame", "0", "-o", str(free),
-        "--model", str(saved_tiny), "--static-tolerance", "-1",
+        "colorize", str(source), "--exemplar", str(exemplar), "--exemplar-frame", "-1", "-o", str(free),
+        "--model", str(saved_tiny), "--fallback-error", "-1",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(free)
+    assert "exemplar 1: free reference" in result.stderr and "memory" in result.stderr
     with av.open(str(free)) as container:
         free_frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
     assert len(free_frames) == 8
+
+
+def test_cli_fallback_error_flag():
+    """`--fallback-error` is passed as the call's `fallback_error` (None: the model's config); the old hold
+    flags are gone."""
+    from pipelines.cli import build_parser
+
+    parser = build_parser()
+    common = ["colorize", "clip.mp4", "--exemplar", "x.png", "-o", "out.mp4"]
+    assert parser.parse_args(common).fallback_error is None
+    assert parser.parse_args([*common, "--fallback-error", "-1"]).fallback_error == -1.0
+    assert parser.parse_args([*common, "--fallback-error", "2.5"]).fallback_error == 2.5
+    for old in (["--static-tolerance", "0.5"], ["--no-motion-compensated-hold"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*common, *old])
 
 
 def test_cli_reports_bad_input_without_a_traceback(saved_tiny, tmp_path):

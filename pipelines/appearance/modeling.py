@@ -10,7 +10,7 @@ its pixels sit in the anchor (`zero_stage_step`):
    features, keys the ORIGINAL anchor's features, each query keeps its top-k anchor matches at k/4, k
    and 4k; its values are the edit's colour maps at the feature stride and the anchor positions;
 2. attention to the previous frame at full resolution (dense matching of raw luminance, DIS flow or
-   block matching, `dense_matching.py`): where it is confident, the previous output frame's
+   block matching, `core/matching.py`): where it is confident, the previous output frame's
    anchor positions are copied; elsewhere the attention's positions are taken;
 3. re-anchoring: the target is matched once more against the anchor warped by those positions, so
    drift does not accumulate along the chain.
@@ -51,9 +51,9 @@ from torch import nn
 from ..core.backbones import FrozenBackboneMixin, build_backbone
 from ..core.colour import apply_colour_lookup, fit_colour_lookup, luminance_and_ab
 from ..core.layers import conv_block
+from ..core.matching import dense_displacement, patch_cost
 from ..core.resize import resize
 from ..core.warp import pixel_grid, sample_at
-from .dense_matching import dense_displacement, patch_cost
 
 
 @dataclass(frozen=True)

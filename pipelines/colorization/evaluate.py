@@ -16,7 +16,7 @@ are downscaled to a short side of 480 before anything else. A markdown table per
 printed, and all numbers are written as JSON.
 
 `--validation` scores the frames just before each held-out tail instead (training saw them), to choose
-inference settings such as `--static-tolerance` without looking at the test frames.
+inference settings without looking at the test frames.
 
 That is `--protocol tail` (the default): a within-clip time split. Two scene-disjoint protocols score instead
 the whole video scenes of one split of the scene split (`--split validation|test`, see
@@ -31,7 +31,11 @@ Megamind.avi, which opens on a black frame), at most `--max-frames`, downscaled 
   propagated backwards from the reference frame.
 
 Both also score a moving subject apart: PSNR over the pixels whose true motion (DIS flow between
-consecutive true frames' luminance) exceeds `MOTION_THRESHOLD` pixels, and over the rest.
+consecutive true frames' luminance) exceeds `MOTION_THRESHOLD` pixels, and over the rest. Besides the
+split's videos they score one pseudo video per still scene of the split (`known_motion.split_pseudo_videos`:
+a camera moving over the photo, with a patch of another photo of the split moving over it on its own path),
+24 frames at 320x256, so each split has moving subjects with known colours. For the free reference, each
+clip's report records where the pipeline placed it (`exemplar_placements`: aligned to a frame, or memory).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ import torch
 from ..core.colour import compose_lab, frame_to_tensor, luminance_and_ab, tensor_to_frame
 from ..core.flow import dis_flow, luminance_to_u8
 from ..core.metrics import colour_distribution_consistency, masked_psnr, psnr, ssim
+from ..data.known_motion import split_pseudo_videos
 from ..data.sources import offline_video_paths
 from ..data.split import (
     HOLDOUT_FRACTION,
@@ -60,7 +65,7 @@ from ..data.split import (
     video_paths_in,
 )
 from .baselines import flow_propagation, global_lab_transfer, unaligned_ab_paste
-from .pipeline import ColorMNetPipeline
+from .pipeline import ColorMNetPipeline, describe_placement
 
 # Method key -> label in the tables. The last two are references, not colorization methods.
 METHODS = {
@@ -78,13 +83,6 @@ MOTION_METRICS = ("psnr_moving", "psnr_rest")  # the scene protocols' moving-sub
 # A pixel is "moving" when its true motion to the previous frame is above this many pixels, at the
 # evaluated resolution.
 MOTION_THRESHOLD = 2.0
-
-TIME_SPLIT_NOTE = (
-    "The embedded checkpoint (checkpoints/colormnet-lite) was trained on the within-clip time split: it saw "
-    "the first 70 % of bikes, vtest and Megamind. Scene-split numbers of that checkpoint are therefore NOT "
-    "scene-disjoint for the model (only for the baselines); they are for a model retrained on the training "
-    "scenes only (`python -m pipelines.data prepare DIR --split scenes`)."
-)
 
 
 def decolorize(frame: np.ndarray) -> np.ndarray:
@@ -138,12 +136,13 @@ def evaluate_clip(
     pipe: ColorMNetPipeline,
     truth: list[np.ndarray],
     processing_size: int | None,
-    static_tolerance: float | None = None,
-    motion_compensated_hold: bool | None = None,
+    fallback_error: float | None = None,
     protocol: str = "tail",
+    placements: list | None = None,
 ) -> dict[str, dict[str, float | None]]:
     """Run every method of `protocol` on the decolorized `truth` with the protocol's reference frame as the
-    exemplar (`reference_selection`), and score them on the protocol's scored frames."""
+    exemplar (`reference_selection`), and score them on the protocol's scored frames. The pipeline's
+    `exemplar_placements` are appended to `placements` when given."""
     gray = [decolorize(frame) for frame in truth]
     selection = reference_selection(protocol, len(truth))
     exemplar = truth[selection.reference]
@@ -155,10 +154,11 @@ def evaluate_clip(
             exemplars=exemplar,
             exemplar_frames=[selection.told],
             processing_size=processing_size,
-            static_tolerance=static_tolerance,
-            motion_compensated_hold=motion_compensated_hold,
+            fallback_error=fallback_error,
             output_type="pil",
         )
+        if placements is not None:
+            placements.extend(result.exemplar_placements)
         return [np.asarray(image) for image in result.frames]
 
     runs = {"colormnet": run_pipeline, "global_lab_transfer": lambda: global_lab_transfer(gray, exemplar)}
@@ -227,17 +227,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--processing-size", type=int, default=None, help="short side the model runs at (default: its config)"
     )
     parser.add_argument(
-        "--static-tolerance",
+        "--fallback-error",
         type=float,
         default=None,
-        help="the pipeline's static_tolerance (default: its config; negative: no hold)",
-    )
-    parser.add_argument(
-        "--no-motion-compensated-hold",
-        dest="motion_compensated_hold",
-        action="store_false",
-        default=None,
-        help="hold only pixels whose L did not change in place (default: also along the optical flow)",
+        help="the pipeline's fallback_error (default: its config; negative: the model's colours only, no "
+        "anchored colour)",
     )
     parser.add_argument(
         "--validation",
@@ -298,7 +292,8 @@ def describe_protocol(args: argparse.Namespace) -> str:
         )
     motion = (
         f" PSNR moving / rest: over the pixels whose true motion to the previous frame (DIS flow on the true "
-        f"luminance) is above {MOTION_THRESHOLD:g} px, and over the others.\n\n{TIME_SPLIT_NOTE}"
+        f"luminance) is above {MOTION_THRESHOLD:g} px, and over the others. Clips named pseudo-*: a still "
+        "scene of the split seen by a moving camera, with a patch of another of its photos moving over it."
     )
     return common + reference + motion
 
@@ -310,10 +305,25 @@ def load_clips(args: argparse.Namespace) -> list[tuple[Path, Callable[[], tuple[
             (path, lambda path=path: load_holdout_tail(path, args.max_frames, validation=args.validation))
             for path in offline_video_paths()
         ]
-    return [
+    clips = [
         (path, lambda path=path: load_scene_clip(path, args.max_frames))
         for path in video_paths_in(args.split)
     ]
+    for video in split_pseudo_videos(args.split):
+        height, width = video.frames.shape[1:3]
+        info = {
+            "name": video.name,
+            "path": f"pseudo video of {video.name.removeprefix('pseudo-')} (sticker from "
+            f"{video.notes['sticker_from']})",
+            "num_frames": len(video.frames),
+            "start": 0,
+            "frames": len(video.frames),
+            "source_size": [width, height],
+            "eval_size": [width, height],
+            "downscaled": False,
+        }
+        clips.append((Path(video.name), lambda video=video, info=info: (list(video.frames), dict(info))))
+    return clips
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -353,14 +363,11 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append(info)
             print(f"## {path.name}: skipped ({info['reason']})\n", flush=True)
             continue
+        placements = []
         info["methods"] = evaluate_clip(
-            pipe,
-            truth,
-            args.processing_size,
-            args.static_tolerance,
-            args.motion_compensated_hold,
-            args.protocol,
+            pipe, truth, args.processing_size, args.fallback_error, args.protocol, placements
         )
+        info["exemplar_placements"] = placements
         if args.protocol != "tail":
             selection = reference_selection(args.protocol, len(truth))
             info["reference_frame"], info["told_frame"] = selection.reference, selection.told
@@ -372,9 +379,12 @@ def main(argv: list[str] | None = None) -> int:
         if info["downscaled"]:
             note = f", downscaled from {info['source_size'][0]}x{info['source_size'][1]}"
         last = info["start"] + info["frames"] - 1
+        placed = "".join(
+            f"; exemplar: {describe_placement(p)}" for p in placements if p["mode"] != "keyframe"
+        )
         print(
             f"## {path.name}: {width}x{height}{note}, frames {info['start']}-{last} of {info['num_frames']} "
-            f"({info['seconds']:.1f} s)\n\n{markdown_table(info['methods'])}\n",
+            f"({info['seconds']:.1f} s){placed}\n\n{markdown_table(info['methods'])}\n",
             flush=True,
         )
         del truth
@@ -389,12 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "model": args.model,
         "processing_size": processing_size,
-        "static_tolerance": pipe.config.static_tolerance
-        if args.static_tolerance is None
-        else args.static_tolerance,
-        "motion_compensated_hold": pipe.config.motion_compensated_hold
-        if args.motion_compensated_hold is None
-        else args.motion_compensated_hold,
+        "fallback_error": pipe.config.fallback_error if args.fallback_error is None else args.fallback_error,
         "segment": "validation" if args.validation else "held-out tail",
         "max_frames": args.max_frames,
         "holdout_fraction": HOLDOUT_FRACTION,
@@ -407,9 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.protocol != "tail":  # the tail's JSON stays as it was
         report["segment"] = f"whole scenes of the {args.split} split"
-        report.update(
-            protocol=args.protocol, split=args.split, motion_threshold=MOTION_THRESHOLD, note=TIME_SPLIT_NOTE
-        )
+        report.update(protocol=args.protocol, split=args.split, motion_threshold=MOTION_THRESHOLD)
     output.write_text(json.dumps(report, indent=2))
     print(f"Wrote {output}")
     return 0

@@ -35,7 +35,6 @@ from ..core.attention import block_match_attention, local_window_attention
 from ..core.backbones import FrozenBackboneMixin, build_backbone
 from ..core.colour import AB_SCALE
 from ..core.layers import conv_block
-from ..core.warp import pixel_grid, sample_at
 
 
 @dataclass
@@ -240,14 +239,14 @@ class LocalAttentionConfig:
 
 def colorize_step(
     feature_encoder: ColorMNetFeatureEncoder,
-    value_encoder: ColorMNetValueEncoder,
     decoder: ColorMNetDecoder,
     luminance: torch.Tensor,
     memory,
     previous: FrameMemory | None,
     local: LocalAttentionConfig = LocalAttentionConfig(),
-) -> tuple[torch.Tensor, FrameMemory]:
-    """Colour one frame -> (ab (B, 2, H/2, W/2) in Lab units, the frame's memory entries).
+) -> tuple[torch.Tensor, FrameEncoding]:
+    """Colour one frame -> (ab (B, 2, H/2, W/2) in Lab units, the frame's encoding). `frame_memory` of the
+    encoding and the frame's final ab gives what the frame leaves for the next ones.
 
     `memory` is a `ColorMemory` (long-range readout by key). `previous` is the previous frame, for
     the two local attentions (LA); on the first frame (None) both fall back to the memory readout,
@@ -272,38 +271,4 @@ def colorize_step(
     # log1p(cost / temperature): 0 for an exact match, growing slowly, so the decoder sees a usable scale
     match_cost = torch.log1p(match_cost / local.patch_temperature)
     ab = decoder(encoding.features, encoding.skips, memory_value, local_value, matched_ab, match_cost)
-    return ab, frame_memory(value_encoder, encoding, ab)
-
-
-def hold_previous_colour(
-    ab: torch.Tensor,
-    previous_ab: torch.Tensor,
-    luminance: torch.Tensor,
-    previous_luminance: torch.Tensor,
-    tolerance: float,
-    displacement: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Keep the previous output's colour wherever the input shows the same surface as in the previous frame.
-
-    ab, previous_ab (B, 2, H, W) Lab ab; luminance, previous_luminance (B, 1, H, W) Lab L, at the output
-    resolution; displacement (B, 2, H, W) optional optical flow to the previous frame (this frame's x looks
-    like the previous frame's x + D(x)). A pixel whose L is within `tolerance` of the previous frame's L
-    shows the same surface, so its true colour did not change; a fresh prediction there could only differ
-    by the propagation's frame-to-frame noise, which is flicker. Two tests, in order:
-
-    - static: the same L at the same place (a still background) keeps the previous colour exactly, with
-      the same L the same RGB. It goes first because a hold that resampled static pixels along a sub-pixel
-      flow would blur them a little more on every frame;
-    - moved (with `displacement`): the same L at x + D(x) takes the previous colour from there.
-
-    Elsewhere (occlusions, lighting changes, cuts, flow errors) the new prediction stands. Hard switches
-    rather than blends, so nothing is averaged into grey.
-    """
-    if displacement is not None:
-        moved_from = pixel_grid(*ab.shape[-2:], device=ab.device) + displacement
-        moved_luminance, moved_ab = sample_at(
-            torch.cat([previous_luminance, previous_ab], dim=1), moved_from
-        ).split([1, 2], dim=1)
-        ab = torch.where((luminance - moved_luminance).abs() <= tolerance, moved_ab, ab)
-    static = (luminance - previous_luminance).abs() <= tolerance
-    return torch.where(static, previous_ab, ab)
+    return ab, encoding

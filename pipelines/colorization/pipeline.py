@@ -5,12 +5,16 @@
 
 Each frame is processed at `processing_size` (its short side), coloured from memory (exemplars +
 past frames) and local attention to the previous frame, and its ab is lifted back to the input
-resolution by guided upsampling on the full-resolution luminance. The output keeps the input's L
-channel: only ab is predicted, and pixels whose L did not change since the previous frame, in place or
-along the optical flow, keep their colour (`hold_previous_colour`). Memory is bounded (see `memory.py`),
-and with `output_path` frames go straight to the mp4, so memory stays flat however long the video.
+resolution by guided upsampling on the full-resolution luminance. That prediction is the fallback of the
+anchored colour (`core.reanchoring.AnchoredColour`), at the input resolution: every pixel takes the
+colour of the anchors (keyframes, and free references aligned to the frame that shows their scene)
+read at matched positions, or the previous output's colour along the optical flow, wherever the
+luminance there agrees, and the model's colour only where nothing matches (new content, occlusions).
+The model's memory then stores the frame with that final colour. The output keeps the input's L channel.
+Memory is bounded (see `memory.py`), and with `output_path` frames go straight to the mp4, so memory
+stays flat however long the video.
 
-The per-frame state lives in `stepper.py` (`ColorMNetStepper`, shared with training, and `ColourHold`).
+The model's per-frame state lives in `stepper.py` (`ColorMNetStepper`, shared with training).
 `check_inputs` checks a call's inputs without running the model, so an app can call it first.
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
@@ -25,13 +30,15 @@ import PIL.Image
 import torch
 
 from ..core.colour import compose_lab, frame_to_tensor, luminance_and_ab, tensor_to_frame
+from ..core.guided_filter import guided_upsample
 from ..core.hub import HueflowPipeline, PipelineInputError
 from ..core.outputs import FrameCallback, VideoPipelineOutput, check_output_type, frames_to_output
+from ..core.reanchoring import AnchoredColour, AnchoringConfig, align_to_frames, warp_to_frame
 from ..core.resize import processing_shape, resize
-from ..core.video import as_video_reader, is_grayscale_image, load_image, output_writer
+from ..core.video import VideoReader, as_video_reader, is_grayscale_image, load_image, output_writer
 from .memory import MemoryConfig
 from .modeling import ColorMNetDecoder, ColorMNetFeatureEncoder, ColorMNetValueEncoder, LocalAttentionConfig
-from .stepper import ColorMNetStepper, ColourHold
+from .stepper import ColorMNetStepper
 
 # What an exemplar may be: anything `core.video.load_image` takes.
 Exemplar = str | os.PathLike | PIL.Image.Image | np.ndarray
@@ -40,6 +47,37 @@ Exemplar = str | os.PathLike | PIL.Image.Image | np.ndarray
 class ExemplarError(PipelineInputError):
     """The exemplars given to the pipeline cannot be used (missing, grayscale, bad frame index);
     `argument` is "exemplars" or "exemplar_frames"."""
+
+
+# A free reference is matched against this many frames spread over the video to find where it belongs.
+MAX_ALIGNMENT_CANDIDATES = 24
+# Luminance given to anchor pixels that a free reference does not cover: no frame matches it there.
+UNCOVERED_LUMINANCE = -1000.0
+
+
+@dataclass
+class ColorizationPipelineOutput(VideoPipelineOutput):
+    """`VideoPipelineOutput` plus `exemplar_placements`: per exemplar, how it was used, a dict with
+    "mode" ("keyframe": tied to its frame by the caller; "aligned": a free reference that feature matching
+    placed at "frame"; "memory": a free reference that no frame matched, used through the model's memory
+    only), "frame" (an int, or None for "memory") and "matches" (the alignment's RANSAC inliers, or None);
+    a free reference that was not even tried (matching off: `fallback_error` < 0, or the config's
+    `align_free_references` False) has "not_aligned": "alignment off".
+    """
+
+    exemplar_placements: list[dict] | None = None
+
+
+def describe_placement(placement: dict) -> str:
+    """One line for a user, e.g. "aligned to frame 37 (212 matching features)"."""
+    if placement["mode"] == "keyframe":
+        return f"keyframe: the colours of frame {placement['frame']}"
+    if placement["mode"] == "aligned":
+        frame, matches = placement["frame"], placement["matches"]
+        return f"free reference, aligned to frame {frame} ({matches} matching features)"
+    if placement.get("not_aligned"):
+        return "free reference, not aligned (matching is off): colours found by the model's memory only"
+    return "free reference, no frame showed its scene: colours found by the model's memory only"
 
 
 def _as_list(exemplars: Exemplar | Sequence[Exemplar] | None) -> list[Exemplar]:
@@ -77,8 +115,17 @@ class ColorMNetPipeline(HueflowPipeline):
         min_working_frames: int = MemoryConfig.min_working_frames,
         num_prototypes: int = MemoryConfig.num_prototypes,
         max_long_term_elements: int = MemoryConfig.max_long_term_elements,
-        static_tolerance: float = 0.5,
-        motion_compensated_hold: bool = True,
+        match_window: int = AnchoringConfig.window,
+        fallback_error: float = AnchoringConfig.fallback_error,
+        chain_penalty: float = AnchoringConfig.chain_penalty,
+        direct_penalty: float = AnchoringConfig.direct_penalty,
+        colour_change_weight: float = AnchoringConfig.colour_change_weight,
+        blend_temperature: float = AnchoringConfig.blend_temperature,
+        max_flow_short_side: int = AnchoringConfig.max_flow_short_side,
+        hold_positions: bool = AnchoringConfig.hold_positions,
+        direct_every: int = AnchoringConfig.direct_every,
+        refine_flow_preset: str = AnchoringConfig.refine_flow_preset,
+        align_free_references: bool = True,
     ) -> None:
         super().__init__()
         self.register_modules(feature_encoder=feature_encoder, value_encoder=value_encoder, decoder=decoder)
@@ -93,8 +140,32 @@ class ColorMNetPipeline(HueflowPipeline):
             min_working_frames=min_working_frames,
             num_prototypes=num_prototypes,
             max_long_term_elements=max_long_term_elements,
-            static_tolerance=static_tolerance,
-            motion_compensated_hold=motion_compensated_hold,
+            match_window=match_window,
+            fallback_error=fallback_error,
+            chain_penalty=chain_penalty,
+            direct_penalty=direct_penalty,
+            colour_change_weight=colour_change_weight,
+            blend_temperature=blend_temperature,
+            max_flow_short_side=max_flow_short_side,
+            hold_positions=hold_positions,
+            direct_every=direct_every,
+            refine_flow_preset=refine_flow_preset,
+            align_free_references=align_free_references,
+        )
+
+    def anchoring_config(self, fallback_error: float | None = None) -> AnchoringConfig:
+        """The anchored colour's settings (`core.reanchoring`), `fallback_error` overridden if not None."""
+        return AnchoringConfig(
+            window=self.config.match_window,
+            fallback_error=self.config.fallback_error if fallback_error is None else fallback_error,
+            chain_penalty=self.config.chain_penalty,
+            direct_penalty=self.config.direct_penalty,
+            colour_change_weight=self.config.colour_change_weight,
+            blend_temperature=self.config.blend_temperature,
+            max_flow_short_side=self.config.max_flow_short_side,
+            hold_positions=self.config.hold_positions,
+            direct_every=self.config.direct_every,
+            refine_flow_preset=self.config.refine_flow_preset,
         )
 
     def local_attention_config(self) -> LocalAttentionConfig:
@@ -217,8 +288,7 @@ class ColorMNetPipeline(HueflowPipeline):
         min_working_frames: int | None = None,
         num_prototypes: int | None = None,
         max_long_term_elements: int | None = None,
-        static_tolerance: float | None = None,
-        motion_compensated_hold: bool | None = None,
+        fallback_error: float | None = None,
         callback_on_frame_end: FrameCallback | None = None,
     ):
         """Colour `video` from one or more colour `exemplars`.
@@ -239,16 +309,19 @@ class ColorMNetPipeline(HueflowPipeline):
             output_path: write an H.264 mp4 here, with the input's audio when it has some.
             generator: accepted for the common pipeline signature; inference is deterministic.
             top_k, memory_every, ...: override the memory settings of the config for this call.
-            static_tolerance: where a pixel's L (0-100) is within this much of the previous frame's L,
-                it keeps the previous frame's colour (`hold_previous_colour`: no flicker on surfaces that
-                did not change). Default from the config (0.5, about one 8-bit grey level); negative: off.
-            motion_compensated_hold: also compare each pixel with the previous frame's pixel it came
-                from along DIS optical flow, so moving surfaces keep their colour too. Default from the
-                config (True); costs an optical flow per frame (about 5 ms at 854x480).
+            fallback_error: the anchored colour's threshold (`core.reanchoring.AnchoringConfig`): a pixel
+                takes a matched colour (an anchor's, or the previous frame's along the flow) where the
+                luminance around it differs from the match's by less than this (mean over a window, L
+                units 0-100), else the model's. Default from the config (4.0); negative: no matching,
+                every frame is the model's own prediction.
             callback_on_frame_end: called as `fn(pipeline, frame_index, callback_kwargs)` after each frame
                 (`core.outputs.FrameCallback`), with `callback_kwargs = {"frame": the coloured frame, RGB
                 uint8 (H, W, 3), "memory": the `ColorMemory`}` (the keys in `callback_frame_outputs`).
                 Its return value is ignored.
+
+        Returns:
+            `ColorizationPipelineOutput` (frames, video_path, exemplar_placements: how each exemplar was
+            used, see there), or with `return_dict=False` the tuple (frames, video_path).
 
         Raises:
             ExemplarError, VideoInputError, ValueError: see `check_inputs`, which runs first.
@@ -274,21 +347,38 @@ class ColorMNetPipeline(HueflowPipeline):
             num_prototypes=num_prototypes,
             max_long_term_elements=max_long_term_elements,
         )
-        keyframes = self._encode_exemplars(stepper, exemplars, exemplar_frames, size, (height, width))
+        frame_list = _frame_list(exemplar_frames, len(exemplars))
+        for image in exemplars:
+            stepper.add_exemplar(*luminance_and_ab(resize(frame_to_tensor(image, self.device), size)))
 
-        # 4. Colour frame by frame, streaming each to the file and/or the kept frames.
-        if static_tolerance is None:
-            static_tolerance = self.config.static_tolerance
-        if motion_compensated_hold is None:
-            motion_compensated_hold = self.config.motion_compensated_hold
-        hold = ColourHold(static_tolerance, motion_compensated_hold)
+        # 4. Anchors: each keyframe, and each free reference that a frame of the video shows (aligned to it).
+        anchoring = AnchoredColour(self.anchoring_config(fallback_error))
+        use_anchors = anchoring.config.fallback_error >= 0
+        keyframes, restarts, placements = {}, {}, []
+        for image, frame_index in zip(exemplars, frame_list, strict=True):
+            if frame_index is not None:
+                luminance, ab = luminance_and_ab(resize(frame_to_tensor(image, self.device), (height, width)))
+                keyframes[int(frame_index)] = (len(anchoring.anchors), ab)
+                anchoring.add_anchor(luminance, ab)
+                placements.append({"mode": "keyframe", "frame": int(frame_index), "matches": None})
+            else:
+                placement = self._place_free_reference(image, reader, anchoring, use_anchors)
+                if placement["mode"] == "aligned":  # its chain restarts at the frame it was warped to
+                    restarts[placement["frame"]] = len(anchoring.anchors) - 1
+                placements.append(placement)
+
+        # 5. Colour frame by frame, streaming each to the file and/or the kept frames.
         frames: list[np.ndarray] = []
         with (
             output_writer(output_path, reader.info) as writer,
             self.progress_bar(total=num_frames) as progress,
         ):
             for index, frame in enumerate(reader):
-                coloured = self._colour_frame(frame, stepper, hold, keyframes.get(index), size)
+                if index in restarts:
+                    anchoring.restart(restarts[index])
+                coloured = self._colour_frame(
+                    frame, stepper, anchoring, keyframes.get(index), size, use_anchors
+                )
                 if writer is not None:
                     writer.write(coloured)
                 if output_type is not None:
@@ -297,48 +387,71 @@ class ColorMNetPipeline(HueflowPipeline):
                     callback_on_frame_end(self, index, {"frame": coloured, "memory": stepper.memory})
                 progress.update()
 
-        # 5. Outputs
+        # 6. Outputs
         output = frames_to_output(frames, output_type) if output_type is not None else None
         output_path = None if output_path is None else str(output_path)
         if not return_dict:
             return (output, output_path)
-        return VideoPipelineOutput(frames=output, video_path=output_path)
+        return ColorizationPipelineOutput(
+            frames=output, video_path=output_path, exemplar_placements=placements
+        )
 
-    def _encode_exemplars(
-        self,
-        stepper: ColorMNetStepper,
-        exemplars: list[np.ndarray],
-        exemplar_frames: Sequence[int | None] | int | None,
-        size: tuple[int, int],
-        full_size: tuple[int, int],
-    ) -> dict[int, torch.Tensor]:
-        """Put each exemplar (RGB uint8, checked) in the stepper's permanent memory, at `size`; returns the
-        keyframes: frame index -> the exemplar's ab (1, 2, H, W) at the input resolution `full_size`."""
-        keyframes = {}
-        for image, frame_index in zip(exemplars, _frame_list(exemplar_frames, len(exemplars)), strict=True):
-            rgb = frame_to_tensor(image, self.device)
-            stepper.add_exemplar(*luminance_and_ab(resize(rgb, size)))
-            if frame_index is not None:
-                keyframes[int(frame_index)] = luminance_and_ab(resize(rgb, full_size))[1]
-        return keyframes
+    def _place_free_reference(
+        self, image: np.ndarray, reader: VideoReader, anchoring: AnchoredColour, use_anchors: bool
+    ) -> dict:
+        """Find the frame of the video that shows a free reference's scene (`core.reanchoring.align_to_frames`
+        on up to `MAX_ALIGNMENT_CANDIDATES` frames spread over the video, decoded in a first pass) and add
+        the reference, warped into that frame's geometry, as an anchor; pixels it does not cover never
+        match. Returns the exemplar's placement (see `ColorizationPipelineOutput`)."""
+        memory_only = {"mode": "memory", "frame": None, "matches": None}
+        if not (use_anchors and self.config.align_free_references):
+            return {**memory_only, "matches": None, "not_aligned": "alignment off"}
+        stride = max(1, -(-len(reader) // MAX_ALIGNMENT_CANDIDATES))
+        candidates = [
+            (index, luminance_and_ab(frame_to_tensor(frame, self.device))[0])
+            for index, frame in enumerate(reader)
+            if index % stride == 0
+        ]
+        reference_luminance, reference_ab = luminance_and_ab(frame_to_tensor(image, self.device))
+        alignment = align_to_frames(reference_luminance, candidates)
+        if alignment.frame_index is None:
+            return {**memory_only, "matches": alignment.inliers}
+        size = (reader.info.height, reader.info.width)
+        warped, covered = warp_to_frame(
+            torch.cat([reference_luminance, reference_ab], dim=1), alignment.homography, size
+        )
+        luminance = torch.where(covered, warped[:, :1], torch.full_like(warped[:, :1], UNCOVERED_LUMINANCE))
+        anchoring.add_anchor(luminance, warped[:, 1:])
+        return {"mode": "aligned", "frame": alignment.frame_index, "matches": alignment.inliers}
 
     def _colour_frame(
         self,
         frame: np.ndarray,
         stepper: ColorMNetStepper,
-        hold: ColourHold,
-        keyframe_ab: torch.Tensor | None,
+        anchoring: AnchoredColour,
+        keyframe: tuple[int, torch.Tensor] | None,
         size: tuple[int, int],
+        use_anchors: bool,
     ) -> np.ndarray:
         """One input frame, RGB uint8 (H, W, 3) -> the coloured frame, RGB uint8 (H, W, 3) with its L.
 
-        The model runs at `size`; a keyframe (`keyframe_ab` (1, 2, H, W), its exemplar's colour) is only
-        encoded for the frames after it, and output with the exemplar's colour."""
+        The model runs at `size`; a keyframe ((its anchor's index, its exemplar's ab (1, 2, H, W))) is only
+        encoded for the frames after it, and output with the exemplar's colour. Other frames take the
+        anchored colour, with the model's prediction as its fallback, and the model remembers that colour."""
         luminance_full = luminance_and_ab(frame_to_tensor(frame, self.device))[0]  # (1, 1, H, W)
         luminance = resize(luminance_full, size)
-        if keyframe_ab is not None:
+        if keyframe is not None:
+            anchor_index, keyframe_ab = keyframe
             stepper.step(luminance, known_ab=resize(keyframe_ab, size))
-            ab_full = hold.keyframe(luminance_full, keyframe_ab)
+            return tensor_to_frame(
+                compose_lab(luminance_full, anchoring.given(luminance_full, keyframe_ab, anchor_index))
+            )
+        ab_low = stepper.predict(luminance)  # (1, 2, h/2, w/2)
+        guide_low = resize(luminance, ab_low.shape[-2:]) / 100.0
+        ab_full = guided_upsample(ab_low, guide_low, luminance_full / 100.0)
+        if use_anchors:
+            ab_full = anchoring.step(luminance_full, ab_full)[0]
+            stepper.commit_colour(resize(ab_full, ab_low.shape[-2:]))
         else:
-            ab_full = hold.predicted(luminance_full, luminance, stepper.step(luminance))
+            stepper.commit_colour(ab_low)
         return tensor_to_frame(compose_lab(luminance_full, ab_full))

@@ -10,36 +10,26 @@ what is trained is what runs:
     for luminance in frames:                                    # (B, 1, H, W) at processing resolution
         ab = stepper.step(luminance)                            # (B, 2, H/2, W/2)
 
-`ColourHold` is the output side, used by the pipeline only: it lifts each frame's ab to the input
-resolution (guided upsampling on the full-resolution luminance) and holds the previous output's colour
-where the input did not change (`hold_previous_colour`), so it keeps the previous OUTPUT frame.
+The pipeline splits a step in two: `predict` gives the model's colour, the pipeline turns it into the
+frame's final colour (`core.reanchoring.AnchoredColour`), and `commit_colour` stores the frame with it.
 """
 
 from __future__ import annotations
 
-import cv2
 import torch
 
-from ..core.flow import luminance_flow
-from ..core.guided_filter import guided_upsample
-from ..core.resize import resize
 from .memory import ColorMemory, MemoryConfig
 from .modeling import (
     ColorMNetDecoder,
     ColorMNetFeatureEncoder,
     ColorMNetValueEncoder,
+    FrameEncoding,
     FrameMemory,
     LocalAttentionConfig,
     colorize_step,
     encode_memory_frame,
-    hold_previous_colour,
+    frame_memory,
 )
-
-# The hold's optical flow: DIS's ultrafast preset, at a short side of at most 480 (DIS's cost grows with
-# the pixel count, and a flow field is smooth). At 854x480 it takes about 5 ms a frame; the medium
-# preset took 45 and held colour only a little better (see the model card).
-HOLD_FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST
-MAX_FLOW_SHORT_SIDE = 480
 
 
 class ColorMNetStepper:
@@ -66,6 +56,7 @@ class ColorMNetStepper:
         self.memory = ColorMemory(memory_config)
         self.previous: FrameMemory | None = None  # what the last step (or a keyframe exemplar) left
         self.frame_index = 0  # steps taken so far: the index of the next frame
+        self._encoding: FrameEncoding | None = None  # the last `predict`ed frame's, until committed
 
     def add_exemplar(self, luminance: torch.Tensor, ab: torch.Tensor, as_previous: bool = False) -> None:
         """Put a colour image in permanent memory. luminance (B, 1, H, W) L in [0, 100], ab (B, 2, H, W) Lab.
@@ -81,66 +72,41 @@ class ColorMNetStepper:
 
     def step(self, luminance: torch.Tensor, known_ab: torch.Tensor | None = None) -> torch.Tensor | None:
         """Colour the next frame: luminance (B, 1, H, W) L in [0, 100] at processing resolution (multiples
-        of 16) -> ab (B, 2, H/2, W/2) in Lab units.
+        of 16) -> ab (B, 2, H/2, W/2) in Lab units, which the frame leaves in memory for the next ones.
 
         With `known_ab` (B, 2, H, W), the frame is a keyframe whose colour is given: it is only encoded,
         for the frames after it, and None is returned. Either way every `memory_every`-th frame (the
         first included) enters working memory.
         """
-        ab = None
         if known_ab is not None:
-            self.previous = encode_memory_frame(self.feature_encoder, self.value_encoder, luminance, known_ab)
-        else:
-            ab, self.previous = colorize_step(
-                self.feature_encoder,
-                self.value_encoder,
-                self.decoder,
-                luminance,
-                self.memory,
-                self.previous,
-                self.local_attention,
-            )
+            self.commit(encode_memory_frame(self.feature_encoder, self.value_encoder, luminance, known_ab))
+            return None
+        ab = self.predict(luminance)
+        self.commit_colour(ab)
+        return ab
+
+    def predict(self, luminance: torch.Tensor) -> torch.Tensor:
+        """The model's ab (B, 2, H/2, W/2) for the next frame, without remembering it yet: `commit_colour`
+        then stores the frame with its final colour (the model's, or the pipeline's anchored colour)."""
+        ab, self._encoding = colorize_step(
+            self.feature_encoder,
+            self.decoder,
+            luminance,
+            self.memory,
+            self.previous,
+            self.local_attention,
+        )
+        return ab
+
+    def commit_colour(self, ab: torch.Tensor) -> None:
+        """Remember the frame last `predict`ed with `ab` (B, 2, h, w) in Lab units, any size (pooled to the
+        memory's sizes)."""
+        self.commit(frame_memory(self.value_encoder, self._encoding, ab))
+        self._encoding = None
+
+    def commit(self, frame: FrameMemory) -> None:
+        """`frame` becomes the previous frame, and enters working memory every `memory_every`-th step."""
+        self.previous = frame
         if self.frame_index % self.memory.config.memory_every == 0:
-            self.memory.add_working(self.previous.key, self.previous.value)
+            self.memory.add_working(frame.key, frame.value)
         self.frame_index += 1
-        return ab
-
-
-class ColourHold:
-    """The output side of the pipeline: each frame's ab at the input resolution, with steady colours held.
-
-    Args:
-        static_tolerance: a pixel whose L (0-100) is within this much of the previous output's L keeps the
-            previous output's colour (`hold_previous_colour`); negative: no hold.
-        motion_compensated: also compare each pixel with where it came from along DIS optical flow.
-    """
-
-    def __init__(self, static_tolerance: float, motion_compensated: bool) -> None:
-        self.static_tolerance = static_tolerance
-        self.motion_compensated = motion_compensated
-        self.previous: tuple[torch.Tensor, torch.Tensor] | None = None  # last output's (L, ab), full size
-
-    def keyframe(self, luminance: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
-        """A frame whose colour is given: its ab (B, 2, H, W) is output as is, and held from."""
-        self.previous = (luminance, ab)
-        return ab
-
-    def predicted(
-        self, luminance: torch.Tensor, luminance_low: torch.Tensor, ab_low: torch.Tensor
-    ) -> torch.Tensor:
-        """luminance (B, 1, H, W) at the input resolution, luminance_low (B, 1, h, w) the model's input and
-        ab_low (B, 2, h/2, w/2) its output -> ab (B, 2, H, W)."""
-        guide_low = resize(luminance_low, ab_low.shape[-2:]) / 100.0
-        ab = guided_upsample(ab_low, guide_low, luminance / 100.0)
-        if self.previous is not None and self.static_tolerance >= 0:
-            previous_luminance, previous_ab = self.previous
-            displacement = None
-            if self.motion_compensated:
-                displacement = luminance_flow(
-                    luminance, previous_luminance, MAX_FLOW_SHORT_SIDE, HOLD_FLOW_PRESET
-                )
-            ab = hold_previous_colour(
-                ab, previous_ab, luminance, previous_luminance, self.static_tolerance, displacement
-            )
-        self.previous = (luminance, ab)
-        return ab

@@ -40,13 +40,15 @@ def export_offline_data(
     """Write training clips (JPEG frame folders) and stills into `out_dir/clips` and `out_dir/stills`.
 
     `split="time"`: every video but its last `holdout_fraction`, and every still. `split="scenes"`:
-    only the sources whose scene is in the "train" split (`split.split_of`), videos whole."""
+    only the sources whose scene is in the "train" split (`split.split_of`), the wider sources
+    (`sources.scene_video_paths` / `scene_stills`) included, videos whole."""
     if split not in ("time", "scenes"):
         raise ValueError(f"split must be 'time' or 'scenes', got {split!r}.")
     out_dir = Path(out_dir)
     (out_dir / "clips").mkdir(parents=True, exist_ok=True)
     (out_dir / "stills").mkdir(parents=True, exist_ok=True)
-    for path in sources.offline_video_paths():
+    scene_split = split == "scenes"  # the scene split also trains on the wider sources
+    for path in sources.scene_video_paths() if scene_split else sources.offline_video_paths():
         name = sources.video_name(path)
         if split == "scenes" and split_of(name) != "train":
             continue
@@ -58,7 +60,7 @@ def export_offline_data(
             if stop is not None and index >= stop:
                 break
             _save(frame, short_side, clip_dir / f"{index:05d}.jpg")
-    for name, image in sources.offline_stills():
+    for name, image in sources.scene_stills() if scene_split else sources.offline_stills():
         if split == "scenes" and split_of(name) != "train":
             continue
         _save(image, short_side, out_dir / "stills" / f"{name}.jpg")

@@ -48,7 +48,7 @@ import numpy as np
 
 from . import sources
 from .images import resize_short_side
-from .split import heldout_frame
+from .split import heldout_frame, scene_of, sources_in
 
 # Offline clips whose held-out tails give unseen photos (carphone is too small, tree.avi's tail does
 # not decode); the others are skipped where the file is missing.
@@ -385,6 +385,35 @@ def stereo_video(downscale: int = 2, point_cells: tuple[int, int] = (12, 16), se
     }
     frames = np.stack([left_small, right_small])
     return EvalVideo("motorcycle-stereo", "stereo", frames, tracks, visible, None, notes)
+
+
+def split_pseudo_videos(
+    split: str, num_frames: int = 24, frame_size: tuple[int, int] = (256, 320)
+) -> list[EvalVideo]:
+    """One pseudo video per still scene of a scene split's part ("validation" or "test", `split.py`),
+    its sticker cut from the next scene's photo of the same part, so nothing in it comes from another part:
+    moving subjects with known colours for the colorization protocols. Seeds are the scene's position."""
+    stills = dict(sources.scene_stills())
+    names, seen = [], set()
+    for name in sources_in(split, stills):
+        if scene_of(name) not in seen:  # one photo per scene (a stereo pair's second view adds nothing)
+            seen.add(scene_of(name))
+            names.append(name)
+    videos = []
+    for index, name in enumerate(names):
+        donor = names[(index + 1) % len(names)]
+        video = pseudo_video(
+            stills[name],
+            stills[donor],
+            f"pseudo-{name}",
+            f"pseudo-{split}",
+            num_frames,
+            frame_size,
+            seed=index,
+        )
+        video.notes["sticker_from"] = donor
+        videos.append(video)
+    return videos
 
 
 def evaluation_videos(

@@ -9,6 +9,16 @@ evaluation need no download.
 - the stereo pair (`stereo_pair`): scikit-image's Middlebury motorcycle, for the correspondence
   evaluation only.
 
+The scene split (`split.py`) also draws on wider sources, which the within-clip time split (and so the
+checkpoints trained on it) never used, so its exports stay as they were:
+
+- `scene_video_paths`: the videos above plus Gradio's rotating-earth clip (`media_assets/videos/world.mp4`;
+  its b.mp4 is an excerpt of the same clip and is left out);
+- `scene_stills`: the stills above plus the photographs (not the illustrations) of Debian's wallpaper
+  packages plasma-workspace-wallpapers and mate-backgrounds (GPL-2+, see their copyright files), and
+  Gradio's sample photos (`media_assets/images`: cheetahs, a lion, a tower, a bus), each loaded at a
+  short side of at most `WIDER_STILL_SHORT_SIDE`.
+
 Each source has a name (a video's file stem, "opencv_<stem>", "skimage_<name>", "sklearn_<number>");
 `split.py` assigns the names to splits and `export.py` writes them as a training folder.
 """
@@ -19,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import is_colour, load_rgb
+from .images import is_colour, load_rgb, resize_short_side
 
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 OPENCV_VIDEOS = ("vtest.avi", "tree.avi", "Megamind.avi")
@@ -33,6 +43,39 @@ SKIMAGE_STILLS = (
     "hubble_deep_field",
     "retina",
 )
+# Photographs of Debian's wallpaper packages, by wallpaper name ("wallpaper_<name>"): plasma's are folders
+# of one picture at several sizes (the landscape one nearest 1920 wide is read), mate's are files.
+PLASMA_WALLPAPERS = Path("/usr/share/wallpapers")
+PLASMA_PHOTOS = (
+    "BytheWater",
+    "ColdRipple",
+    "ColorfulCups",
+    "EveningGlow",
+    "FallenLeaf",
+    "Kite",
+    "OneStandsOut",
+    "Path",
+    "Volna",
+    "summer_1am",
+)
+MATE_NATURE = Path("/usr/share/backgrounds/mate/nature")
+MATE_PHOTOS = (
+    "Aqua",
+    "Blinds",
+    "Dune",
+    "FreshFlower",
+    "Garden",
+    "GreenMeadow",
+    "LadyBird",
+    "RainDrops",
+    "Storm",
+    "TwoWings",
+    "Wood",
+    "YellowFlower",
+)
+GRADIO_PHOTOS = ("cheetah.jpg", "cheetah1.jpg", "lion.jpg", "tower.jpg", "bus.png")
+GRADIO_VIDEOS = ("world.mp4",)
+WIDER_STILL_SHORT_SIDE = 720  # wallpapers are up to 5120x2880: read them smaller, once
 STEREO_NAME = "skimage_motorcycle"  # the stereo pair's source name (both views are one scene)
 MIN_STILL_SIDE = 96  # smaller stills give too few crops of the training size
 
@@ -49,6 +92,23 @@ def offline_video_paths() -> list[Path]:
         pass
     paths += [OPENCV_DATA / name for name in OPENCV_VIDEOS]
     return [path for path in paths if path.is_file()]
+
+
+def gradio_media() -> Path | None:
+    """Gradio's bundled sample media folder (`gradio/media_assets`), or None without Gradio."""
+    try:
+        import gradio
+    except ImportError:
+        return None
+    folder = Path(gradio.__file__).parent / "media_assets"
+    return folder if folder.is_dir() else None
+
+
+def scene_video_paths() -> list[Path]:
+    """`offline_video_paths` and the wider sources' videos present here, in a fixed order."""
+    media = gradio_media()
+    wider = [] if media is None else [media / "videos" / name for name in GRADIO_VIDEOS]
+    return offline_video_paths() + [path for path in wider if path.is_file()]
 
 
 def video_name(path: Path) -> str:
@@ -98,6 +158,40 @@ def offline_stills() -> list[tuple[str, np.ndarray]]:
     """(name, RGB uint8 (H, W, 3)) of the usable colour stills, in a fixed order (opencv-doc sorted by
     file name, then scikit-image, then scikit-learn)."""
     return [(name, image) for name, image in candidate_stills() if usable_still(image)]
+
+
+def plasma_photo_path(name: str) -> Path | None:
+    """The landscape picture of a plasma wallpaper nearest 1920 pixels wide (files are named WxH)."""
+    folder = PLASMA_WALLPAPERS / name / "contents" / "images"
+    if not folder.is_dir():
+        return None
+    sizes = []
+    for path in folder.iterdir():
+        width, _, height = path.stem.partition("x")
+        if width.isdigit() and height.isdigit() and int(width) > int(height):
+            sizes.append((abs(int(width) - 1920), path.name, path))
+    return min(sizes)[2] if sizes else None
+
+
+def wider_still_paths() -> list[tuple[str, Path]]:
+    """(name, path) of the wider sources' photos present here: "wallpaper_<name>", "gradio_<stem>"."""
+    paths = [(name, plasma_photo_path(name)) for name in PLASMA_PHOTOS]
+    paths += [(name, MATE_NATURE / f"{name}.jpg") for name in MATE_PHOTOS]
+    paths = [(f"wallpaper_{name}", path) for name, path in paths]
+    media = gradio_media()
+    if media is not None:
+        paths += [(f"gradio_{Path(name).stem}", media / "images" / name) for name in GRADIO_PHOTOS]
+    return [(name, path) for name, path in paths if path is not None and path.is_file()]
+
+
+def scene_stills() -> list[tuple[str, np.ndarray]]:
+    """`offline_stills` and the wider sources' usable photos, each at a short side of at most
+    `WIDER_STILL_SHORT_SIDE`, in a fixed order."""
+    wider = [
+        (name, resize_short_side(load_rgb(path), WIDER_STILL_SHORT_SIDE))
+        for name, path in wider_still_paths()
+    ]
+    return offline_stills() + [(name, image) for name, image in wider if usable_still(image)]
 
 
 def stereo_pair() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

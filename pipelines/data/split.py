@@ -124,6 +124,7 @@ SHARED_SCENES: dict[str, tuple[str, ...]] = {
     "opencv_leuven": ("opencv_leuvenA", "opencv_leuvenB"),
     "opencv_logo": ("opencv_opencv-logo", "opencv_opencv-logo-white"),
     "opencv_rubberwhale": ("opencv_rubberwhale1", "opencv_rubberwhale2"),
+    "gradio_cheetah": ("gradio_cheetah", "gradio_cheetah1"),  # two cheetah photos: one subject
 }
 
 # Chosen by hand for variety (people, animals, vehicles, food, buildings, textures; static and moving
@@ -136,6 +137,11 @@ VALIDATION_SCENES = (
     "opencv_orange",
     "opencv_rubberwhale",
     "opencv_HappyFish",
+    "world",  # Gradio's rotating earth
+    "wallpaper_EveningGlow",  # boats on a lake shore
+    "wallpaper_LadyBird",
+    "wallpaper_ColorfulCups",
+    "gradio_lion",
 )
 TEST_SCENES = (
     "bikes",  # cyclists, panning camera
@@ -148,6 +154,11 @@ TEST_SCENES = (
     "opencv_fruits",
     "opencv_graf",
     "opencv_leuven",
+    "wallpaper_FallenLeaf",
+    "wallpaper_Garden",  # a marigold
+    "wallpaper_Path",  # a forest path
+    "wallpaper_Volna",  # a beach
+    "gradio_cheetah",
     "opencv_messi5",
     "opencv_squirrel_cls",
     sources.STEREO_NAME,  # the motorcycle stereo pair: evaluation only, never exported
@@ -176,9 +187,10 @@ def split_of(source: str) -> str:
 
 
 def source_names() -> list[str]:
-    """Every offline source on this machine: the videos, the usable stills and the stereo pair."""
-    videos = [sources.video_name(path) for path in sources.offline_video_paths()]
-    stills = [name for name, _ in sources.offline_stills()]
+    """Every source on this machine that the scene split assigns: the videos, the usable stills (the wider
+    sources included, `sources.scene_video_paths` / `scene_stills`) and the stereo pair."""
+    videos = [sources.video_name(path) for path in sources.scene_video_paths()]
+    stills = [name for name, _ in sources.scene_stills()]
     return videos + stills + [sources.STEREO_NAME]
 
 
@@ -227,9 +239,9 @@ def reference_selection(protocol: str, num_frames: int) -> ReferenceSelection:
 
 
 def video_paths_in(split: str) -> list[Path]:
-    """The offline videos (see `sources.offline_video_paths`) whose scene belongs to `split`, in order."""
+    """The videos (`sources.scene_video_paths`) whose scene belongs to `split`, in order."""
     _check_split(split)
-    return [path for path in sources.offline_video_paths() if split_of(sources.video_name(path)) == split]
+    return [path for path in sources.scene_video_paths() if split_of(sources.video_name(path)) == split]
 
 
 def first_colour_frame(path: Path) -> int:

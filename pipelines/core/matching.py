@@ -1,6 +1,8 @@
-"""Dense full-resolution matching of raw luminance, for the Zero stage's attention to the previous frame
-and its re-anchoring (`modeling.zero_stage_step`): DIS optical flow (the default, `matcher="dis"`) or a
-block-matching pyramid (`matcher="block"`), and the patch cost that decides where a match is trusted.
+"""Dense full-resolution matching of raw luminance, shared by the two systems that carry an anchor frame's
+look along a video by re-anchoring: the appearance Zero stage's attention to the previous frame and its
+re-anchoring (`appearance.modeling.zero_stage_step`) and the colorization pipeline's anchored colour
+(`core.reanchoring`). DIS optical flow (the default, `matcher="dis"`) or a block-matching pyramid
+(`matcher="block"`), and the patch cost that decides where a match is trusted.
 
 Block matching is local attention with raw luminance patches as keys and pixel offsets as values: each
 cell of a query frame compares its patch with the patches at every integer offset of a window in another
@@ -17,8 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..core.flow import luminance_flow
-from ..core.warp import pixel_grid, sample_at
+from .flow import luminance_flow
+from .warp import pixel_grid, sample_at
 
 
 def _subpixel(minus: torch.Tensor, centre: torch.Tensor, plus: torch.Tensor) -> torch.Tensor:
@@ -174,6 +176,18 @@ def patch_cost(query: torch.Tensor, warped: torch.Tensor, patch: int = 7) -> tor
     """Mean squared difference (B, 1, H, W) of the `patch` x `patch` (odd) patches of `query` and
     `warped` (another frame already brought onto the query's grid) around each pixel."""
     return F.avg_pool2d((query - warped) ** 2, patch, 1, patch // 2, count_include_pad=False)
+
+
+def mean_absolute_patch_difference(
+    query: torch.Tensor, warped: torch.Tensor, window: int = 7
+) -> torch.Tensor:
+    """Mean absolute difference (B, 1, H, W) of `query` and `warped` over the `window` x `window` (odd)
+    window around each pixel, in their own units. Unlike the squared `patch_cost`, one outlier pixel
+    (a sub-pixel edge) does not outweigh a window of agreement; `core.reanchoring` compares candidate
+    colour sources by it, in L units. The box is separable: a row pass, then a column pass."""
+    difference = (query - warped).abs()
+    difference = F.avg_pool2d(difference, (1, window), 1, (0, window // 2), count_include_pad=False)
+    return F.avg_pool2d(difference, (window, 1), 1, (window // 2, 0), count_include_pad=False)
 
 
 def dense_displacement(
