@@ -33,7 +33,13 @@ from ..core.colour import compose_lab, frame_to_tensor, luminance_and_ab, tensor
 from ..core.guided_filter import guided_upsample
 from ..core.hub import HueflowPipeline, PipelineInputError
 from ..core.outputs import FrameCallback, VideoPipelineOutput, check_output_type, frames_to_output
-from ..core.reanchoring import AnchoredColour, AnchoringConfig, align_to_frames, warp_to_frame
+from ..core.reanchoring import (
+    AnchoredColour,
+    AnchoringConfig,
+    align_to_frames,
+    snap_to_identity,
+    warp_to_frame,
+)
 from ..core.resize import processing_shape, resize
 from ..core.video import VideoReader, as_video_reader, is_grayscale_image, load_image, output_writer
 from .memory import MemoryConfig
@@ -417,8 +423,9 @@ class ColorMNetPipeline(HueflowPipeline):
         if alignment.frame_index is None:
             return {**memory_only, "matches": alignment.inliers}
         size = (reader.info.height, reader.info.width)
+        homography = snap_to_identity(alignment.homography, size)
         warped, covered = warp_to_frame(
-            torch.cat([reference_luminance, reference_ab], dim=1), alignment.homography, size
+            torch.cat([reference_luminance, reference_ab], dim=1), homography, size
         )
         luminance = torch.where(covered, warped[:, :1], torch.full_like(warped[:, :1], UNCOVERED_LUMINANCE))
         anchoring.add_anchor(luminance, warped[:, 1:])

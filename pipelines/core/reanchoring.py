@@ -19,9 +19,12 @@ between the frame and what the candidate read (`mean_absolute_patch_difference`,
    fresh match finds: it recovers a region that the chain lost, and reaches anchors later in the video),
    with a `direct_penalty`: a fresh match can land on another surface of the same brightness;
 5. the previous output's colour moved along the flow (content coloured by the fallback keeps its colour
-   from frame to frame instead of flickering), with a small `chain_penalty` so that an anchor wins ties;
+   from frame to frame instead of flickering), with a small `chain_penalty` so that an anchor wins ties,
+   and never more trusted than the candidate it came from: a colour the fallback gave stays beatable by
+   an anchor (a free reference aligned to a later frame takes over there);
 6. the **fallback** (the model's own prediction) at a fixed error `fallback_error`: it wins wherever no
-   match agrees within that error (new content, occlusions, lighting changes).
+   match agrees within that error (new content, occlusions, lighting changes); listed last, so the
+   previous output wins a tie with it.
 
 Each candidate's error also grows with its colour's distance from the previous output's colour along the
 flow (`colour_change_weight`), so a surface changes colour only where the luminance clearly says so.
@@ -107,6 +110,9 @@ class Anchor:
     luminance: torch.Tensor  # (1, 1, H, W)
     ab: torch.Tensor  # (1, 2, H, W)
     positions: torch.Tensor | None = None  # (1, 2, H, W): where the last output frame's pixels are in it
+    features: ImageFeatures | None = (
+        None  # its ORB features, for the direct match (computed when first needed)
+    )
 
 
 class AnchoredColour:
@@ -252,48 +258,82 @@ class Alignment:
     inliers: int
 
 
-def _features(gray: np.ndarray):
-    return cv2.ORB_create(ORB_FEATURES).detectAndCompute(gray, None)
+@dataclass(frozen=True)
+class ImageFeatures:
+    """ORB keypoints of an image, matched at `ALIGNMENT_SHORT_SIDE`: points (N, 2) in the image's own pixels
+    and their binary descriptors (N, 32), or None when it has too few."""
+
+    points: np.ndarray | None
+    descriptors: np.ndarray | None
 
 
-def _scaled(gray: np.ndarray, short_side: int) -> tuple[np.ndarray, float]:
-    scale = min(1.0, short_side / min(gray.shape[:2]))
-    if scale == 1.0:
-        return gray, 1.0
-    size = (round(gray.shape[1] * scale), round(gray.shape[0] * scale))
-    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA), scale
+def image_features(luminance: torch.Tensor) -> ImageFeatures:
+    """ORB features of L (1, 1, H, W) in [0, 100]."""
+    gray = luminance_to_u8(luminance)
+    scale = min(1.0, ALIGNMENT_SHORT_SIDE / min(gray.shape[:2]))
+    if scale < 1.0:
+        size = (round(gray.shape[1] * scale), round(gray.shape[0] * scale))
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    keypoints, descriptors = cv2.ORB_create(ORB_FEATURES).detectAndCompute(gray, None)
+    if descriptors is None or len(keypoints) < MIN_ALIGNMENT_INLIERS:
+        return ImageFeatures(None, None)
+    return ImageFeatures(np.float32([keypoint.pt for keypoint in keypoints]) / scale, descriptors)
+
+
+def fit_homography(source: ImageFeatures, target: ImageFeatures) -> tuple[np.ndarray | None, int]:
+    """The homography (3, 3) from `source`'s pixels to `target`'s that most cross-checked ORB matches agree
+    with (RANSAC, 3 px), and its number of inliers; (None, 0) without one."""
+    if source.descriptors is None or target.descriptors is None:
+        return None, 0
+    matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(source.descriptors, target.descriptors)
+    if len(matches) < MIN_ALIGNMENT_INLIERS:
+        return None, 0
+    source_points = source.points[[match.queryIdx for match in matches]]
+    target_points = target.points[[match.trainIdx for match in matches]]
+    homography, inlier_mask = cv2.findHomography(source_points, target_points, cv2.RANSAC, 3.0)
+    inliers = 0 if inlier_mask is None else int(inlier_mask.sum())
+    return (homography, inliers) if homography is not None else (None, 0)
 
 
 def align_to_frames(reference_luminance: torch.Tensor, frames: list[tuple[int, torch.Tensor]]) -> Alignment:
     """Find the frame that shows the reference's scene: ORB features matched between the reference and
-    each candidate frame, a homography fitted by RANSAC, and the frame with the most inliers wins if it
-    has at least `MIN_ALIGNMENT_INLIERS`.
+    each candidate frame, a homography fitted by RANSAC (`fit_homography`), and the frame with the most
+    inliers wins if it has at least `MIN_ALIGNMENT_INLIERS`.
 
     reference_luminance (1, 1, h, w); frames: (frame index, luminance (1, 1, H, W)) pairs, all frames of
     the video's size. A homography is right for a static scene or a distant one; moving subjects are
     left to the per-pixel matching that follows (`AnchoredColour`), which re-checks every pixel.
     """
-    reference, reference_scale = _scaled(luminance_to_u8(reference_luminance), ALIGNMENT_SHORT_SIDE)
-    reference_points, reference_descriptors = _features(reference)
+    reference = image_features(reference_luminance)
     best = Alignment(None, None, 0)
-    if reference_descriptors is None or len(reference_points) < MIN_ALIGNMENT_INLIERS:
-        return best
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
     for index, luminance in frames:
-        frame, frame_scale = _scaled(luminance_to_u8(luminance), ALIGNMENT_SHORT_SIDE)
-        points, descriptors = _features(frame)
-        if descriptors is None or len(points) < MIN_ALIGNMENT_INLIERS:
-            continue
-        matches = matcher.match(descriptors, reference_descriptors)
-        if len(matches) < MIN_ALIGNMENT_INLIERS:
-            continue
-        source = np.float32([points[m.queryIdx].pt for m in matches]) / frame_scale
-        target = np.float32([reference_points[m.trainIdx].pt for m in matches]) / reference_scale
-        homography, inlier_mask = cv2.findHomography(source, target, cv2.RANSAC, 3.0 / reference_scale)
-        inliers = 0 if inlier_mask is None else int(inlier_mask.sum())
+        homography, inliers = fit_homography(image_features(luminance), reference)
         if homography is not None and inliers > best.inliers:
             best = Alignment(index, homography, inliers)
     return best if best.inliers >= MIN_ALIGNMENT_INLIERS else Alignment(None, None, best.inliers)
+
+
+def homography_positions(homography: np.ndarray, size: tuple[int, int], device: torch.device | str = "cpu"):
+    """(1, 2, H, W): where the homography sends each pixel of a frame of `size` (H, W), and whether that
+    lies in front of the camera ((1, 1, H, W) bool)."""
+    height, width = size
+    grid = pixel_grid(height, width, device=device)[0].reshape(2, -1)  # (2, H*W)
+    points = torch.cat([grid, torch.ones_like(grid[:1])]).double()
+    mapped = torch.from_numpy(homography).to(points) @ points
+    positions = (mapped[:2] / mapped[2:].clamp_min(1e-9)).float().reshape(1, 2, height, width)
+    return positions, (mapped[2:] > 0).reshape(1, 1, height, width)
+
+
+def snap_to_identity(homography: np.ndarray, size: tuple[int, int], tolerance: float = 0.5) -> np.ndarray:
+    """The identity when the homography moves none of a frame of `size` (H, W)'s corners by more than
+    `tolerance` pixels, else the homography: a reference of the frame's own geometry (a still camera, the
+    frame itself) is then read pixel for pixel, not resampled at RANSAC's sub-pixel noise, which blurs
+    its colour edges."""
+    height, width = size
+    corners = np.float64([[0, 0, 1], [width - 1, 0, 1], [0, height - 1, 1], [width - 1, height - 1, 1]]).T
+    mapped = homography @ corners
+    moved = np.abs(mapped[:2] / mapped[2:] - corners[:2]).max()
+    return np.eye(3) if moved <= tolerance else homography
 
 
 def warp_to_frame(
@@ -302,12 +342,7 @@ def warp_to_frame(
     """Read `image` (1, C, h, w) at the homography's image of every pixel of a frame of `size` (H, W) ->
     (the reference brought into the frame's geometry (1, C, H, W), where it covers the frame (1, 1, H, W)
     bool)."""
-    height, width = size
-    grid = pixel_grid(height, width, device=image.device)[0].reshape(2, -1)  # (2, H*W)
-    points = torch.cat([grid, torch.ones_like(grid[:1])]).double()
-    mapped = torch.from_numpy(homography).to(points) @ points
-    positions = (mapped[:2] / mapped[2:].clamp_min(1e-9)).float().reshape(1, 2, height, width)
+    positions, in_front = homography_positions(homography, size, image.device)
     inside_x = (positions[:, :1] >= 0) & (positions[:, :1] <= image.shape[-1] - 1)
     inside_y = (positions[:, 1:] >= 0) & (positions[:, 1:] <= image.shape[-2] - 1)
-    covered = inside_x & inside_y & (mapped[2:].reshape(1, 1, height, width) > 0)
-    return sample_at(image, positions), covered
+    return sample_at(image, positions), inside_x & inside_y & in_front
