@@ -1,9 +1,10 @@
 """hueflow's Gradio app, run as a Hugging Face Space (`python app.py`).
 
-Four tabs: Colorize (exemplar-based video colorization, `ColorMNetPipeline`), Track (paint objects
+Five tabs: Colorize (exemplar-based video colorization, `ColorMNetPipeline`), Track (paint objects
 on a video's first frame and follow them through the video, `CorrespondencePipeline`), Edit (edit one
 frame in any image editor and carry the edit through the video, `ZeroToHeroPipeline`) and Generate
-(images as the last frame of a pseudo video, and that pseudo video, `PseudoVideoPipeline`). The app starts
+(images as the last frame of a pseudo video, and that pseudo video, `PseudoVideoPipeline`) and Video GAN
+(short moving-digit clips from a temporal GAN, `TGANPipeline`). The app starts
 on the checkpoints embedded in the repository, so it needs no network; each tab loads its pipeline on
 first use. One module per tab lives in `space/`.
 
@@ -16,6 +17,8 @@ Environment variables:
         (the Edit tab's model).
     HUEFLOW_GENERATION_MODEL: a model folder or Hub repo id instead of `checkpoints/pseudo-video-digits`
         (the Generate tab's model).
+    HUEFLOW_TGAN_MODEL: a model folder or Hub repo id instead of `checkpoints/tgan-moving-digits`
+        (the Video GAN tab's model).
     HUEFLOW_MAX_FRAMES, HUEFLOW_MAX_SIDE, ...: override the hardware limits (see `space/limits.py`).
     HUEFLOW_CACHE_DIR: where examples and results are written (default: the system temp folder).
 """
@@ -32,6 +35,7 @@ from space.generate_tab import GenerateTab
 from space.limits import Limits
 from space.track_tab import TrackTab
 from space.transfer_tab import TransferTab
+from space.video_gan_tab import VideoGANTab
 
 # Resolved from this file, not the working directory, so `python /path/to/app.py` works from anywhere.
 REPO_ROOT = Path(__file__).resolve().parent
@@ -50,6 +54,7 @@ def build_demo(limits: Limits | None = None) -> gr.Blocks:
     )
     appearance_model = os.environ.get("HUEFLOW_APPEARANCE_MODEL") or CHECKPOINTS / "zero2hero-lite"
     generation_model = os.environ.get("HUEFLOW_GENERATION_MODEL") or CHECKPOINTS / "pseudo-video-digits"
+    tgan_model = os.environ.get("HUEFLOW_TGAN_MODEL") or CHECKPOINTS / "tgan-moving-digits"
     # Remove Gradio's copies of uploads and results after a day (checked hourly).
     with gr.Blocks(
         title="hueflow: video colorization, tracking, editing and generation",
@@ -62,8 +67,8 @@ def build_demo(limits: Limits | None = None) -> gr.Blocks:
             "that run offline: exemplar-based colorization with a lite ColorMNet (Yang et al., ECCV 2024), "
             "mask and point tracking with motion-aware self-supervised correspondence (Zhou et al., 2025), "
             "edits of one frame carried through the video with Zero-to-Hero appearance transfer (Su et al., "
-            "2025), and digits generated as the last frame of a pseudo video (Chen et al., 2024).\n\n"
-            + limits.describe()
+            "2025), digits generated as the last frame of a pseudo video (Chen et al., 2024), and "
+            "moving-digit clips from a temporal GAN (Saito et al., ICCV 2017).\n\n" + limits.describe()
         )
         with gr.Tab("Colorize"):
             ColorizeTab(colorization_model, limits).render()
@@ -73,6 +78,8 @@ def build_demo(limits: Limits | None = None) -> gr.Blocks:
             TransferTab(appearance_model, limits).render()
         with gr.Tab("Generate"):
             GenerateTab(generation_model, limits).render()
+        with gr.Tab("Video GAN"):
+            VideoGANTab(tgan_model, limits).render()
     return demo
 
 

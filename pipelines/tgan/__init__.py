@@ -1,8 +1,9 @@
 """Temporal GAN (Saito et al., ICCV 2017): temporal + image generators, a 3-D critic, singular value
-clipping, bouncing-digit data and `TGANPipeline`."""
+clipping, bouncing-digit data, `TGANPipeline` and `export_videos` (its clips as a looping GIF or mp4)."""
 
 from .clipping import layer_spectral_norms, singular_value_clip_, weight_clip_
 from .data import ClipFolder, MovingDigits
+from .export import export_videos
 from .modeling import TGANCritic, TGANImageGenerator, TGANTemporalGenerator, generate_videos
 from .pipeline import TGANPipeline, TGANPipelineOutput
 
@@ -14,6 +15,7 @@ __all__ = [
     "TGANPipeline",
     "TGANPipelineOutput",
     "TGANTemporalGenerator",
+    "export_videos",
     "generate_videos",
     "layer_spectral_norms",
     "singular_value_clip_",

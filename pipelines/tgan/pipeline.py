@@ -9,7 +9,9 @@ Each video comes from one latent z0 ~ U(-1, 1): the temporal generator makes its
 the image generator renders the frames. `num_frames` other than the trained length samples the
 per-frame latents at fractional times (frame interpolation); `interpolate` walks z0 linearly from
 one seed's latent to another's, and its end points are exactly those seeds' videos.
-`pipe.check_inputs(...)` raises every problem with the arguments before anything is generated.
+The generators run in the pipeline's dtype (`pipe.to(torch.float16)`, `from_pretrained(..., dtype=...)`):
+z0 is drawn in float32 and cast to it where it enters them. `pipe.check_inputs(...)` raises every problem
+with the arguments before anything is generated.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def _positive_int(value, name: str) -> int:
 
 class TGANPipeline(HueflowPipeline):
     """Short videos from seeds with a temporal GAN (see the module docstring)."""
+
+    # The generators may run in half precision: z0 is cast to their dtype where it enters them.
+    supported_dtypes = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
     def __init__(
         self, temporal_generator: TGANTemporalGenerator, image_generator: TGANImageGenerator
@@ -157,13 +162,18 @@ class TGANPipeline(HueflowPipeline):
             output_type: "np" (uint8 (videos, frames, H, W, C)), "pil" (lists of images) or "pt"
                 (float (videos, frames, C, H, W) in [0, 1]).
             interpolate: (seed_a, seed_b, steps): `steps` videos with z0 moving linearly from seed_a's to
-                seed_b's (num_videos and generator are then not used).
-            latents: z0 (num_videos, z_slow_dim) to use instead of drawing it.
+                seed_b's (num_videos is then left at 1; a generator given warns that it has no effect).
+            latents: z0 (num_videos, z_slow_dim) to use instead of drawing it (a generator given warns
+                that it has no effect).
             batch_size: videos rendered at once (memory).
             return_dict: False gives the tuple (frames,).
         """
         # 1. Check the arguments.
         self.check_inputs(num_videos, generator, num_frames, output_type, interpolate, latents, batch_size)
+        dtype = self.models_dtype()  # one dtype for both generators, and one they can run in
+        if interpolate is not None or latents is not None:
+            given = "interpolate's seeds" if interpolate is not None else "latents"
+            self.warn_unused_generator(generator, f"z0 comes from {given}, nothing is drawn")
         num_videos, batch_size = int(num_videos), int(batch_size)
 
         # 2. z0 of every video: on the path between two seeds' latents, given, or drawn.
@@ -183,7 +193,7 @@ class TGANPipeline(HueflowPipeline):
         times = None if num_frames == trained_frames else torch.linspace(0, trained_frames - 1, num_frames)
 
         # 3. Render the videos, batch by batch.
-        device, dtype = self.device, self.image_generator.dtype
+        device = self.device
         chunks = []
         with evaluation_mode(self.temporal_generator, self.image_generator):
             batches = z_slow.split(batch_size)

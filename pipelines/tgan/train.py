@@ -14,7 +14,8 @@ to <= 1 every `--svc-every` critic steps (the paper: 5), `weight` clamps every c
 three networks, as the authors' release (`--optimizer adam` for comparisons).
 
 Every step appends a line to OUTPUT_DIR/training_log.jsonl (critic and generator loss, the
-Wasserstein estimate, seconds), so stability can be compared across seeds and clipping modes; a
+Wasserstein estimate, seconds; every `--log-every` steps also the largest singular value of each critic
+layer), so stability can be compared across seeds and clipping modes; a
 non-finite loss ends the run as diverged (exit status 2, the model is not saved). `--resume` continues
 from OUTPUT_DIR/training_state. The pipeline is saved to OUTPUT_DIR with `save_pretrained`.
 """
@@ -42,7 +43,7 @@ from ..core.training import (
     saved_run,
     training_steps,
 )
-from .clipping import singular_value_clip_, weight_clip_
+from .clipping import layer_spectral_norms, singular_value_clip_, weight_clip_
 from .data import ClipFolder, MovingDigits
 from .modeling import (
     TGANCritic,
@@ -323,6 +324,9 @@ def main(argv: list[str] | None = None) -> None:
             accelerator,
         )
         record = {"step": step, **record, "seconds": round(time.monotonic() - started, 4)}
+        if step % args.log_every == 0:
+            # The bound SVC keeps: each critic layer's largest singular value (batch norm as gamma / std).
+            record["critic_spectral_norms"] = layer_spectral_norms(accelerator.unwrap_model(models.critic))
         diverged = not all(math.isfinite(record[key]) for key in ("critic_loss", "generator_loss"))
         step_log.write({**record, "diverged": diverged})
         if diverged:
