@@ -86,9 +86,11 @@ def build_demo(limits: Limits | None = None) -> gr.Blocks:
 def main() -> None:
     limits = Limits.detect()
     demo = build_demo(limits)
-    # A small queue: colorize, track and transfer each run one job at a time (concurrency_limit=1);
-    # light events (video info, first frame, frame extraction, comparison) run two at a time beside them.
-    demo.queue(default_concurrency_limit=2, max_size=20)
+    # The queue fits the hardware (space/limits.py): each heavy tab runs its own jobs one (GPU: two) at a
+    # time, light events (video info, first frame, frame extraction, comparison) two (GPU: four) beside
+    # them, and past `max_queue_size` waiting jobs a visitor is told at once that the Space is busy and to
+    # try again, instead of waiting behind a queue that cannot clear.
+    demo.queue(**limits.queue_settings())
     # server_name / server_port are left to GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (set on Spaces).
     demo.launch(max_file_size=f"{limits.max_upload_mb}mb", footer_links=["api", "gradio"])
 

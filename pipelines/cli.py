@@ -1,34 +1,135 @@
-"""Command line: `python -m pipelines colorize ...`, `... transfer ...` and `... publish ...`."""
+"""Command line: `python -m pipelines colorize ...`, `... colorize-batch ...`, `... transfer ...` and
+`... publish ...`.
+
+Every problem with what the user asked for (a missing or unreadable file, an argument out of range, an output
+that would replace the input, a device this machine lacks) ends the command before any work with exit status
+2 and one line `error: ...` on stderr; docs/bad-input.md lists the messages.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from .core.video import VideoReader
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_COLORIZATION_MODEL = REPO_ROOT / "checkpoints" / "colormnet-lite"
 DEFAULT_APPEARANCE_MODEL = REPO_ROOT / "checkpoints" / "zero2hero-lite"
+# The largest --processing-size taken (the smallest is the pipeline's, ColorMNetPipeline.min_processing_size).
+# Frames are processed at most twice their own size (core.resize.MAX_PROCESSING_UPSCALE), and the model was
+# trained at 256: beyond 2048 px a value only costs memory that a 2-core, 16 GB machine does not have.
+MAX_PROCESSING_SIZE = 2048
 
 
-def load_pipeline(pipeline_class, args: argparse.Namespace):
-    """`--model` loaded and moved to `--device` (default: cuda when available)."""
+class UsageError(ValueError):
+    """An argument the command refuses before doing any work."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's own errors in the command's format: one line `error: ...`, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def _exemplar_frame(text: str) -> int | None:
+    """`--exemplar-frame`: a frame index (0 or more), or -1 for a free reference (None)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < -1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a frame index: give the number of the frame the exemplar colours (frames count "
+            "from 0), or -1 for a free reference"
+        )
+    return None if value == -1 else value
+
+
+def _processing_size(text: str) -> int:
+    from .colorization import ColorMNetPipeline
+
+    low = ColorMNetPipeline.min_processing_size
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= MAX_PROCESSING_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of pixels from {low} to {MAX_PROCESSING_SIZE} (the short side the model "
+            f"runs at), got {text!r}"
+        )
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return value
+
+
+def resolve_device(name: str | None) -> str:
+    """`--device` checked on this machine (default: cuda when available, else cpu). A device torch cannot
+    use here (`cuda` on a machine without a GPU or a CUDA build) is a UsageError, not an AssertionError
+    halfway through loading the model."""
     import torch
 
-    pipe = pipeline_class.from_pretrained(args.model)
-    return pipe.to(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as e:
+        raise UsageError(f"--device {name!r} is not a device name ({e}); use cpu or cuda.") from e
+    if device.type != "cpu":
+        try:
+            torch.empty(1, device=device)  # the cheapest way to ask torch whether it can use the device
+        except (AssertionError, RuntimeError) as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UsageError(
+                f"--device {name}: this machine has no usable {device.type} device ({reason}). Use --device "
+                "cpu, or leave --device out to use a GPU only when there is one."
+            ) from e
+    return str(device)
+
+
+def load_pipeline(pipeline_class: Any, model: str, device: str) -> Any:
+    """`--model` loaded and moved to the (checked) device."""
+    return pipeline_class.from_pretrained(model).to(device)
+
+
+def open_input(args: argparse.Namespace) -> tuple[VideoReader, str]:
+    """Everything about the input and output checked before any work: the output path (not the input
+    itself, not a folder, an extension the writer makes, a folder that can be written), the device, and the
+    video (a local video file or folder of frames, large enough for the pipelines). Returns the open reader
+    and the device."""
+    from .core.video import VideoReader, check_frame_size, check_output_path
+
+    check_output_path(args.output, args.input)
+    device = resolve_device(args.device)
+    reader = VideoReader(args.input, max_frames=args.max_frames)
+    check_frame_size(reader.info)
+    return reader, device
 
 
 def colorize(args: argparse.Namespace) -> int:
     from .colorization import ColorMNetPipeline, describe_placement
-    from .core.video import VideoReader, load_image
+    from .core.video import load_image
 
     # Open the video once and check the request with the pipeline's own rules before loading the model.
-    reader = VideoReader(args.input, max_frames=args.max_frames)
+    reader, device = open_input(args)
     exemplars = [load_image(path) for path in args.exemplar]  # decoded once, for the check and the call
-    frames = [None if index < 0 else index for index in args.exemplar_frame] if args.exemplar_frame else None
+    frames = args.exemplar_frame  # None entries are free references
     ColorMNetPipeline.check_inputs(len(reader), exemplars, frames, args.processing_size)
-    result = load_pipeline(ColorMNetPipeline, args)(
+    result = load_pipeline(ColorMNetPipeline, args.model, device)(
         reader,
         exemplars=exemplars,
         exemplar_frames=frames,
@@ -47,16 +148,16 @@ def colorize(args: argparse.Namespace) -> int:
 
 def transfer(args: argparse.Namespace) -> int:
     from .appearance import ZeroToHeroPipeline
-    from .core.video import VideoReader, load_image
+    from .core.video import load_image
 
     # Open the video once and check the request with the pipeline's own rules before loading the model (its
     # warnings, such as a resized edited frame, come from the call itself).
-    reader = VideoReader(args.input, max_frames=args.max_frames)
+    reader, device = open_input(args)
     edited = load_image(args.edited_frame)  # decoded once, for the check and the call
     ZeroToHeroPipeline.check_inputs(
         reader.info, edited, args.frame_index, args.max_frames, args.finetune_steps, output_type=None
     )
-    result = load_pipeline(ZeroToHeroPipeline, args)(
+    result = load_pipeline(ZeroToHeroPipeline, args.model, device)(
         reader,
         edited_frame=edited,
         frame_index=args.frame_index,
@@ -76,10 +177,13 @@ def publish(args: argparse.Namespace) -> int:
     return 0
 
 
+OUTPUT_HELP = (
+    "output video: .mp4, .m4v, .mov or .mkv (H.264; the input's audio and timing kept), not the input itself"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines", description="hueflow video colour and motion models"
-    )
+    parser = _Parser(prog="python -m pipelines", description="hueflow video colour and motion models")
     commands = parser.add_subparsers(dest="command", required=True)
 
     sub = commands.add_parser("colorize", help="colour a grayscale video from colour exemplar image(s)")
@@ -88,15 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--exemplar-frame",
         action="append",
-        type=int,
-        help="frame the matching --exemplar colours (repeatable, same order; -1 = free reference)",
+        type=_exemplar_frame,
+        help="frame the matching --exemplar colours, from 0 (repeatable, same order; -1 = free reference)",
     )
-    sub.add_argument("-o", "--output", required=True, help="output .mp4 (H.264, the input's audio kept)")
+    sub.add_argument("-o", "--output", required=True, help=OUTPUT_HELP)
     sub.add_argument("--model", default=str(DEFAULT_COLORIZATION_MODEL), help="model folder or Hub repo id")
     sub.add_argument(
-        "--processing-size", type=int, help="short side the model runs at (output keeps the input size)"
+        "--processing-size",
+        type=_processing_size,
+        help=f"short side the model runs at, 64-{MAX_PROCESSING_SIZE} px (output keeps the input size)",
     )
-    sub.add_argument("--max-frames", type=int)
+    sub.add_argument("--max-frames", type=_positive_int)
     sub.add_argument(
         "--fallback-error",
         type=float,
@@ -112,11 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("input", help="video file (mp4, avi, mov, webm, gif, ...) or a folder of frames")
     sub.add_argument("--edited-frame", required=True, help="your edited version of frame --frame-index")
     sub.add_argument("--frame-index", type=int, default=0, help="the frame that was edited (default 0)")
-    sub.add_argument("-o", "--output", required=True, help="output .mp4 (H.264, the input's audio kept)")
+    sub.add_argument("-o", "--output", required=True, help=OUTPUT_HELP)
     sub.add_argument("--model", default=str(DEFAULT_APPEARANCE_MODEL), help="model folder or Hub repo id")
     sub.add_argument("--finetune-steps", type=int, help="per-video restorer fine-tuning (0 skips it)")
     sub.add_argument("--no-restorer", action="store_true", help="the Zero stage alone")
-    sub.add_argument("--max-frames", type=int)
+    sub.add_argument("--max-frames", type=_positive_int)
     sub.add_argument("--device", help="cpu, cuda, ... (default: cuda when available)")
     sub.set_defaults(run=transfer)
 
@@ -129,16 +235,35 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--private", action="store_true")
     sub.add_argument("--dry-run", action="store_true", help="list what would be sent and render the card")
     sub.set_defaults(run=publish)
+
+    from . import batch  # its own module: the manifest, sharding and resumable outputs
+
+    batch.add_arguments(
+        commands.add_parser(
+            "colorize-batch",
+            help="colour every video of a manifest (JSONL/CSV); resumable; shards under torchrun/accelerate",
+        )
+    )
     return parser
 
 
+def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+    # A warning is one line `warning: ...`, like errors, not Python's "file:line: UserWarning:" and source.
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns the exit status: 0, or 2 with one line `error: ...` on stderr for any
+    problem with the input (argparse's own errors exit 2 in the same format)."""
     from .core.hub import PretrainedLoadError
     from .core.video import VideoInputError
 
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except (VideoInputError, PretrainedLoadError, ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return args.run(args)
+        except (VideoInputError, PretrainedLoadError, ValueError, FileNotFoundError) as error:
+            # One line, whatever the message: scripts and the app read the first line.
+            print("error: " + " ".join(str(error).split()), file=sys.stderr)
+            return 2

@@ -8,7 +8,8 @@ models a visitor uses.
 What more than one tab needs lives here: `InputError` for problems with the visitor's input and
 `pipeline_input_error` (a pipeline's `check_inputs` error shown as one), `open_video_reader` /
 `open_video` (the hardware checks every uploaded video goes through), `load_uploaded_image` (the same
-for images), `check_max_frames` and `check_video_length` (Max frames against the limits),
+for images), `check_uploaded_file` (an upload whose file is gone is reported as missing),
+`check_max_frames` and `check_video_length` (Max frames against the limits),
 `checkpoint_config` and `init_defaults` (a tab's defaults from its model's saved config),
 `pretrained_pipeline` (a tab's `LazyPipeline` of its model), `check_model_folder` and `load_pipeline`
 (a model that cannot be loaded becomes a clear `gr.Error`), per-request job folders and small frame
@@ -182,6 +183,15 @@ def clean_paths(message: str, *paths: str | None) -> str:
     return message
 
 
+def check_uploaded_file(path: str, what: str) -> None:
+    """Refuse an upload whose file is gone (`what` names it: "Exemplar 2 ('cat.png')"). A file can
+    vanish after Gradio has passed its path on: an expired or cleaned-up upload, or a copy that another
+    Gradio process on the machine deleted from the shared temp folder when it shut down. Said as such,
+    not as a file that is "not an image" or "not a video"."""
+    if not Path(path).exists():
+        raise InputError(f"{what} is missing: it was deleted or never uploaded; upload it again.")
+
+
 def unusable_video(error: VideoInputError, video: str) -> InputError:
     """The `InputError` for a file that does not decode as a video (raise it `from error`)."""
     return InputError(f"This file cannot be used as the video: {clean_paths(str(error), video)}")
@@ -202,6 +212,7 @@ def open_video_reader(video: str | None, limits: Limits) -> VideoReader:
     can be handed to a pipeline that takes one, so the file is not opened again."""
     if not video:
         raise InputError("Upload a video first (mp4, mov, webm, avi, mkv or gif).")
+    check_uploaded_file(video, f"The video ('{Path(video).name}')")
     try:
         reader = VideoReader(video)
     except VideoInputError as error:
@@ -260,8 +271,10 @@ def load_uploaded_image(path: str, what: str, limits: Limits, kind: str, advice:
 
     The size is read from the header first, so a huge image is refused before its pixels are decoded.
     `what` names the image in messages ("Exemplar 2 ('cat.png')"), `kind` says what the limits apply to
-    ("exemplars") and `advice` ends the message for an image over them.
+    ("exemplars") and `advice` ends the message for an image over them. A file that is gone is
+    reported as missing (`check_uploaded_file`).
     """
+    check_uploaded_file(path, what)
     try:
         with Image.open(path) as image:
             width, height = image.size
@@ -340,7 +353,9 @@ def read_frame(video: str | VideoReader, index: int) -> np.ndarray:
 
 
 def read_uploaded_frame(video: str, index: int) -> np.ndarray:
-    """`read_frame` of an uploaded video, with a file that does not decode reported as `unusable_video`."""
+    """`read_frame` of an uploaded video, with a file that does not decode reported as `unusable_video`
+    (and one that is gone as missing)."""
+    check_uploaded_file(video, f"The video ('{Path(video).name}')")
     try:
         return read_frame(video, index)
     except VideoInputError as error:
@@ -391,6 +406,7 @@ __all__ = [
     "LazyPipeline",
     "check_max_frames",
     "check_model_folder",
+    "check_uploaded_file",
     "checkpoint_config",
     "check_video_length",
     "clean_paths",

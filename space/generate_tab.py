@@ -73,7 +73,7 @@ CACHED_RESULTS = 4
 
 
 # Shown after the pipeline's error: its argument names, as this tab labels them.
-SETTINGS_HINT = "(Here num_images is 'Number of images' and num_frames 'Frames'.)"
+SETTINGS_HINT = "(Here batch_size is 'Number of images' and num_frames 'Frames'.)"
 
 
 def _plural(count: int, noun: str) -> str:
@@ -266,13 +266,18 @@ class GenerateTab:
         pipe = load_pipeline(self.pipeline, "generation", self.checkpoint, progress)
         generator = torch.Generator().manual_seed(settings.seed)
         try:
-            pipe.check_inputs(settings.num_images, generator, settings.num_frames, output_type="np")
+            pipe.check_inputs(
+                batch_size=settings.num_images,
+                generator=generator,
+                num_frames=settings.num_frames,
+                output_type="np",
+            )
         except ValueError as error:  # settings this model cannot take (the pipeline says which)
             raise pipeline_input_error(error, hint=SETTINGS_HINT) from error
         started = time.perf_counter()
         with pipeline_job("Generation", "generate fewer images or use fewer frames"):
             output = pipe(
-                num_images=settings.num_images,
+                batch_size=settings.num_images,
                 generator=generator,
                 num_frames=settings.num_frames,
                 return_pseudo_video=True,
@@ -430,8 +435,9 @@ class GenerateTab:
             inputs=[seed, num_images, num_frames, sample],
             outputs=[grid, animation, summary, shown],
             api_name="generate",
-            # One generation at a time: they are short, and two would compete for the cores.
-            concurrency_limit=1,
+            # One generation at a time on a CPU (two on a GPU): they are short, and more would compete for
+            # the cores. The picks below share the limit (same concurrency_id).
+            concurrency_limit=limits.job_concurrency,
             concurrency_id="generate",
         )
         grid.select(
@@ -441,7 +447,7 @@ class GenerateTab:
             inputs=[shown, sample],
             outputs=[animation, summary],
             api_visibility="private",
-            concurrency_limit=1,
+            concurrency_limit=limits.job_concurrency,
             concurrency_id="generate",
         )
         sample.release(
@@ -449,6 +455,6 @@ class GenerateTab:
             inputs=[shown, sample],
             outputs=[animation, summary],
             api_visibility="private",
-            concurrency_limit=1,
+            concurrency_limit=limits.job_concurrency,
             concurrency_id="generate",
         )

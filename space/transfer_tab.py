@@ -4,7 +4,9 @@ A visitor uploads a video and picks the frame to edit (the anchor) with a slider
 and offered as a PNG download. They edit it in any image editor (recolour an object, paint on it,
 restyle it), upload the edited version and press Transfer: the model carries the edit through the
 whole video. The result is an H.264 mp4 (audio kept), shown beside the input as before / after, with a
-short summary (frames, resolution, time taken).
+short summary (frames, resolution, time taken). While it runs, the progress bar shows the per-video
+fine-tuning of the restorer ("fine-tuning step 12/60", `FinetuneProgress`), then the frames
+("Transferring the edit: 40/300 frames, 0.9 frames/s, about 4:50 left", `limits.FrameProgress`).
 
 The edited frame must have the video's aspect ratio; one of another size with the same aspect ratio is
 resized to the video's size (with a warning). Those rules, and the frame index's, are the pipeline's:
@@ -27,6 +29,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -51,7 +54,7 @@ from . import (
     save_frame_png,
     warn_if_cut_short,
 )
-from .limits import Limits
+from .limits import FrameProgress, Limits
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +66,32 @@ def _whole_number(value: float | None, what: str) -> int:
     return int(value)
 
 
+class FinetuneProgress:
+    """A `ZeroToHeroPipeline` `callback_on_finetune_step_end` that shows the per-video fine-tuning on a
+    job's `gr.Progress` as "fine-tuning step 12/60" (12 of 60 steps done), before `FrameProgress` takes
+    the bar over for the frames. `steps` counts the steps done and `seconds` the time from this object's
+    creation (just before the pipeline call, so it includes reading and encoding the anchor) to the last
+    step's end, for the summary."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+        self.steps = 0
+        self._started = time.perf_counter()
+        self.seconds = 0.0
+
+    @staticmethod
+    def describe(step: int, num_steps: int) -> str:
+        """The progress line after `step` of `num_steps` steps: "fine-tuning step 12/60"."""
+        return f"fine-tuning step {step}/{num_steps}"
+
+    def __call__(self, pipeline: Any, step: int, callback_kwargs: dict[str, Any]) -> None:
+        self.steps = step + 1
+        self.seconds = time.perf_counter() - self._started
+        num_steps = int(callback_kwargs["num_steps"])
+        # Every step is shown: there are a few dozen, each a fraction of a second or more.
+        self.progress((self.steps, num_steps), desc=self.describe(self.steps, num_steps), unit="steps")
+
+
 # --------------------------------------------------------------------------------------------- the tab
 
 
@@ -72,9 +101,10 @@ class TransferTab:
     def __init__(self, checkpoint: str | os.PathLike, limits: Limits) -> None:
         self.checkpoint = str(checkpoint)
         self.limits = limits
-        # gr.Progress(track_tqdm=True) shows its progress bar: "Transferring the edit: 12/60 frames".
+        # Its tqdm bars are off: `transfer` reports the fine-tuning steps and the frames on its
+        # gr.Progress itself (`FinetuneProgress`, `FrameProgress`), in words a visitor reads.
         self.pipeline = pretrained_pipeline(
-            "Zero-to-Hero", ZeroToHeroPipeline, checkpoint, limits, desc="Transferring the edit", unit="frame"
+            "Zero-to-Hero", ZeroToHeroPipeline, checkpoint, limits, disable=True
         )
 
     # -- checks ----------------------------------------------------------------------------------
@@ -152,7 +182,7 @@ class TransferTab:
         edited_frame: str | None,
         frame_index: float = 0,
         max_frames: float = 0,
-        progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 (Gradio's documented idiom)
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio's documented idiom)
     ) -> tuple[str, str]:
         """Carry the edit of frame `frame_index` through `video`; returns the edited mp4 (audio kept)
         and a Markdown summary.
@@ -174,14 +204,12 @@ class TransferTab:
 
         pipe = load_pipeline(self.pipeline, "appearance transfer", self.checkpoint, progress)
         output_path = new_job_dir() / f"{Path(video).stem}_edited.mp4"
-        # Counted as they are written: the container's frame count is only an estimate.
-        written = 0
-
-        def count_frame(_pipe: ZeroToHeroPipeline, frame: int, _callback_kwargs: dict) -> None:
-            nonlocal written
-            written = frame + 1
-
+        expected = min(info.num_frames, budget)
         started = time.perf_counter()
+        # The bar shows "fine-tuning step k/N", then the frames; the frames are counted as they are
+        # written (the container's frame count is only an estimate).
+        tuner = FinetuneProgress(progress)
+        frames = FrameProgress(progress, total=expected, desc="Transferring the edit")
         with pipeline_job("The transfer", "set a lower Max frames, or use a shorter or smaller video"):
             try:
                 result = pipe(
@@ -192,17 +220,25 @@ class TransferTab:
                     max_frames=budget,
                     output_path=output_path,
                     output_type=None,
-                    callback_on_frame_end=count_frame,
+                    callback_on_finetune_step_end=tuner,
+                    callback_on_frame_end=frames,
                 )
             except (VideoInputError, EditedFrameError) as error:
                 raise InputError(clean_paths(str(error), video)) from error
         seconds = time.perf_counter() - started
-        cut_short = warn_if_cut_short(written, min(info.num_frames, budget), video)
+        written = frames.frames
+        cut_short = warn_if_cut_short(written, expected, video)
 
-        lines = [
-            f"Carried the edit of frame {index} through {written} frames ({info.width}x{info.height}) in "
-            f"{seconds:.1f} s ({seconds / max(1, written):.2f} s per frame)."
-        ]
+        done = f"Carried the edit of frame {index} through {written} frames ({info.width}x{info.height}) in "
+        if tuner.steps:
+            per_frame = (seconds - tuner.seconds) / max(1, written)
+            done += (
+                f"{seconds:.1f} s: {tuner.steps} fine-tuning steps on your edit ({tuner.seconds:.1f} s), "
+                f"then {per_frame:.2f} s per frame."
+            )
+        else:
+            done += f"{seconds:.1f} s ({seconds / max(1, written):.2f} s per frame)."
+        lines = [done]
         if cut_short:
             lines.append(f"⚠️ {cut_short}")
         elif written < info.num_frames:
@@ -301,8 +337,9 @@ class TransferTab:
             inputs=[video, edited, frame_index, max_frames],
             outputs=[after, summary],
             api_name="transfer",
-            # One transfer at a time: the model and the frames of two would compete for memory.
-            concurrency_limit=1,
+            # `job_concurrency` transfers at a time (one on a CPU): more would compete for its cores and
+            # memory.
+            concurrency_limit=limits.job_concurrency,
             concurrency_id="transfer",
         ).success(
             # The input beside the output, once there is an output to compare it with.

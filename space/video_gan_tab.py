@@ -292,13 +292,14 @@ class VideoGANTab:
             api_visibility="private",
             show_progress="hidden",
         )
-        # One generation at a time: they are short, and two would compete for the cores.
+        # One generation at a time on a CPU (two on a GPU): they are short, and more would compete for
+        # the cores.
         run.click(
             self.generate,
             inputs=[seed, num_videos],
             outputs=[animation, video, summary],
             api_name="generate_videos",
-            concurrency_limit=1,
+            concurrency_limit=limits.job_concurrency,
             concurrency_id="video_gan",
         )
         interpolate.click(
@@ -306,6 +307,6 @@ class VideoGANTab:
             inputs=[seed_a, seed_b, steps],
             outputs=[animation, video, summary],
             api_name="interpolate_videos",
-            concurrency_limit=1,
+            concurrency_limit=limits.job_concurrency,
             concurrency_id="video_gan",
         )

@@ -6,6 +6,7 @@ exemplars are tiny and generated here, so the whole file runs in well under a mi
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +47,8 @@ PUBLIC_PACKAGES = {
 # Settings after (video, exemplars, frame indices): processing size, max frames, top_k, memory_every,
 # max_working_frames, num_prototypes, before/after frame.
 FAST_SETTINGS = (64, 0, 30, 5, 10, 128, 3)
+# "Colorizing: 3/8 frames", then with the speed and the time left once two frames are done.
+PROGRESS_LINE = r"(Colorizing|Tracking): (\d+)/(\d+) frames(, [\d.]+ frames/s, about \d+:\d\d left)?"
 
 
 def colour_clip(num_frames: int = NUM_FRAMES) -> np.ndarray:
@@ -128,6 +131,7 @@ def colorize(
     indices="",
     max_frames=0,
     match_colours=True,
+    exemplar_is_frame_0=False,
 ):
     """The /colorize endpoint: (colour mp4, before/after pair, note on how each exemplar was used)."""
     processing_size, _, *memory_and_compare = FAST_SETTINGS
@@ -139,8 +143,33 @@ def colorize(
         max_frames,
         *memory_and_compare,
         match_colours,
+        exemplar_is_frame_0,
         api_name="/colorize",
     )
+
+
+def progress_lines(job) -> list[str]:
+    """The progress bar's texts (`desc`) a submitted `gradio_client` job showed while it ran."""
+
+    async def updates() -> list:
+        return [update async for update in job]
+
+    return [
+        unit.desc
+        for update in asyncio.run(updates())
+        for unit in getattr(update, "progress_data", None) or []
+        if unit.desc
+    ]
+
+
+class RecordedProgress:
+    """A stand-in for `gr.Progress` that keeps what a job shows on it: (progress, desc, unit) per call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, str | None, str | None]] = []
+
+    def __call__(self, progress, desc=None, total=None, unit="steps") -> None:
+        self.calls.append((progress, desc, unit))
 
 
 def test_colorize_returns_colour_mp4(client, media):
@@ -158,7 +187,7 @@ def test_colorize_returns_colour_mp4(client, media):
     exemplar = np.asarray(Image.open(media["exemplar"]).convert("RGB"), dtype=np.float32)
     assert np.abs(frames[0].astype(np.float32) - exemplar).mean() < 12
     # The note says how the exemplar was used: as the keyframe of frame 0.
-    assert "Exemplar 1 (`exemplar.png`): keyframe" in note and "frame 0" in note
+    assert "Exemplar 1 (`exemplar.png`): keyframe at frame 0" in note
 
     # The before/after pair shows frame 3: the grayscale input and its colour version.
     before, after = (
@@ -222,8 +251,8 @@ def test_the_note_tells_a_keyframe_from_a_free_reference(client, media):
     assert decode(video_path).shape[0] == NUM_FRAMES
     lines = [line for line in note.splitlines() if line.startswith("- Exemplar")]
     assert len(lines) == 2, note
-    assert lines[0].startswith("- Exemplar 1 (`textured_frame0.png`): keyframe") and "frame 0" in lines[0]
-    assert lines[1].startswith("- Exemplar 2 (`textured_frame5.png`): free reference")
+    assert lines[0].startswith("- Exemplar 1 (`textured_frame0.png`): keyframe at frame 0")
+    assert lines[1].startswith("- Exemplar 2 (`textured_frame5.png`): free reference aligned to frame")
     # Frame 5 in colour, used as a free reference, is found at (or next to) frame 5.
     aligned = re.search(r"aligned to frame (\d+) \((\d+) matching features\)", lines[1])
     assert aligned, note
@@ -239,8 +268,84 @@ def test_the_note_tells_a_keyframe_from_a_free_reference(client, media):
     _, _, note = colorize(
         client, media, video="textured_video", exemplars=exemplars[1:], max_frames=2, match_colours=False
     )
-    assert "Exemplar 1 (`textured_frame5.png`): free reference" in note and "memory" in note
-    assert "aligned to frame" not in note and "matching was off" in note
+    assert "Exemplar 1 (`textured_frame5.png`): free reference (not aligned): colour matching is off" in note
+    assert "memory" in note and "aligned to frame" not in note and "matching was off" in note
+
+
+@pytest.mark.parametrize(
+    ("video", "exemplar", "expected"),
+    [
+        ("video", "exemplar", True),  # frame 0 coloured
+        ("textured_video", "textured_frame0", True),
+        ("textured_video", "textured_frame5", False),  # another frame: a free reference
+        ("video", "textured_frame0", False),  # another aspect ratio
+        ("video", "huge_exemplar", False),  # over the limits: not even decoded, Colorize will say so
+        ("corrupt_video", "exemplar", False),
+    ],
+)
+def test_the_frame_0_box_is_ticked_when_the_exemplar_is_frame_0_coloured(
+    client, media, video, exemplar, expected
+):
+    """What the "This exemplar is frame 0, coloured" box is set to when the video or the exemplars change
+    (`ColorMNetPipeline.matches_frame` on the first exemplar and frame 0)."""
+    files = [handle_file(str(media[exemplar]))]
+    assert client.predict(handle_file(str(media[video])), files, api_name="/suggest_frame_0") is expected
+
+
+def test_the_frame_0_box_makes_the_exemplar_frame_0s_keyframe(client, media):
+    """With the Frame indices field left blank, the exemplar is a free reference; with the box ticked it
+    is frame 0's keyframe: frame 0 takes its colours, and the note says which mode was used."""
+    exemplar = np.asarray(Image.open(media["exemplar"]).convert("RGB"), dtype=np.float32)
+
+    video_path, _, note = colorize(client, media, exemplar_is_frame_0=True)
+    assert "Exemplar 1 (`exemplar.png`): keyframe at frame 0" in note
+    assert np.abs(decode(video_path)[0].astype(np.float32) - exemplar).mean() < 12
+
+    _, _, note = colorize(client, media, max_frames=2)
+    assert "Exemplar 1 (`exemplar.png`): free reference" in note and "keyframe" not in note
+
+    # Only the first exemplar is tied; the others keep their entries ("0, " is the same call).
+    _, _, note = colorize(
+        client,
+        media,
+        exemplars=("exemplar", "exemplar"),
+        indices=", ",
+        max_frames=2,
+        exemplar_is_frame_0=True,
+    )
+    lines = [line for line in note.splitlines() if line.startswith("- Exemplar")]
+    assert "keyframe at frame 0" in lines[0] and "free reference" in lines[1]
+
+
+def test_colorize_progress_counts_the_frames(client, media):
+    """The progress bar counts the frames coloured ("Colorizing: 3/8 frames", with the speed and the time
+    left once two are done), not the pipeline's bare tqdm bar."""
+    job = client.submit(
+        handle_file(str(media["video"])), [handle_file(str(media["exemplar"]))], "0", *FAST_SETTINGS,
+        api_name="/colorize",
+    )  # fmt: skip
+    lines = progress_lines(job)
+    job.result()
+    counts = [re.fullmatch(PROGRESS_LINE, line) for line in lines]
+    assert any(counts) and all(count[1] == "Colorizing" for count in counts if count), lines
+    assert {int(count[3]) for count in counts if count} == {NUM_FRAMES}, lines
+
+
+def test_colorize_progress_shows_the_speed_and_the_time_left(media):
+    """`FrameProgress` is the call's `callback_on_frame_end`: its last line has the frame count, the speed
+    and the time left, in frames."""
+    from space.colorize_tab import ColorizeTab
+    from space.limits import Limits
+
+    tab = ColorizeTab(REPO_ROOT / "checkpoints" / "colormnet-lite", Limits.detect())
+    progress = RecordedProgress()
+    tab.colorize(str(media["video"]), [str(media["exemplar"])], "0", *FAST_SETTINGS, progress=progress)
+
+    frames = [(value, desc, unit) for value, desc, unit in progress.calls if unit == "frames"]
+    assert frames[-1][0] == (NUM_FRAMES, NUM_FRAMES)
+    last = re.fullmatch(PROGRESS_LINE, frames[-1][1])
+    assert last and last[1] == "Colorizing" and int(last[2]) == NUM_FRAMES and last[4], frames
+    assert last[4].endswith("about 0:00 left")
 
 
 def test_truncated_video_is_coloured_as_far_as_it_decodes_and_the_visitor_is_told(client, media):
@@ -295,6 +400,10 @@ def test_video_info_fits_sliders_to_the_clip(client, media):
         ({"exemplars": ("gray_exemplar",)}, r"Exemplar 1 has no colour \(it is grayscale\)"),
         ({"indices": "0, 3"}, "Got 1 exemplars but 2 exemplar_frames: .* Frame indices: one entry per"),
         ({"indices": "8"}, r"Exemplar 1 is tied to frame 8, but the video .* has 8 frames \(valid indices 0"),
+        (
+            {"indices": "3", "exemplar_is_frame_0": True},
+            "'This exemplar is frame 0, coloured' is ticked, but Frame indices ties exemplar 1 to frame 3",
+        ),
         # The app's own: upload limits and the field's text.
         ({"exemplars": ("text_exemplar",)}, "is not an image"),
         ({"exemplars": ("huge_exemplar",)}, "at most 512 px per side"),
@@ -429,3 +538,27 @@ def test_processing_size_below_the_models_minimum_is_refused_in_the_pipelines_wo
     with pytest.raises(gr.Error, match=f"processing_size must be an integer of at least {size}") as error:
         check_colorize_inputs(NUM_FRAMES, [exemplar], [0], size - 16)
     assert "Frame indices" not in str(error.value)  # the hint of another field
+
+
+def test_each_heavy_tab_runs_job_concurrency_jobs_at_once(tmp_path, monkeypatch):
+    """The heavy events of the Colorize, Track, Generate and Video GAN tabs (each tab's own
+    `concurrency_id`) run `Limits.job_concurrency` jobs at once: 1 on a CPU, 2 on a GPU, here 3 through
+    HUEFLOW_JOB_CONCURRENCY. A tab's other events in that group (Generate's sample picks) share it."""
+    from app import build_demo
+
+    monkeypatch.setenv("HUEFLOW_JOB_CONCURRENCY", "3")
+    monkeypatch.setenv("HUEFLOW_CACHE_DIR", str(tmp_path))
+    demo = build_demo()
+    groups: dict[str, set] = {}
+    for fn in demo.fns.values():
+        groups.setdefault(fn.concurrency_id, set()).add(fn.concurrency_limit)
+    api_names = {fn.api_name: fn.concurrency_id for fn in demo.fns.values()}
+    for api_name, group in [
+        ("colorize", "colorize"),
+        ("track", "track"),
+        ("generate", "generate"),
+        ("generate_videos", "video_gan"),
+        ("interpolate_videos", "video_gan"),
+    ]:
+        assert api_names[api_name] == group
+        assert groups[group] == {3}, (group, groups[group])

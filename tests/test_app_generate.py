@@ -206,7 +206,7 @@ def test_the_models_own_rules_come_from_the_pipeline(tmp_path):
     markov = GenerateTab(save_tiny_pipeline(tmp_path / "markov", "markov"), limits)
     assert markov.defaults == GenerateDefaults(num_frames=4, kind="markov")
     for args, message in [
-        ((0, 0, 4, 0), "num_images must be a positive integer, got 0"),
+        ((0, 0, 4, 0), "batch_size must be a positive integer, got 0"),
         ((0, 4, 1, 0), "A pseudo video needs num_frames >= 2"),
     ]:
         with pytest.raises(gr.Error, match=message) as error:

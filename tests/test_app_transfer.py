@@ -11,6 +11,8 @@ the edited frames are generated here.
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -119,6 +121,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(tiny_model, tmp_path_factory) -> Iterator[Client]:
+    """The app on the tiny model, which does not fine-tune (`finetune_steps=0`)."""
     env = {
         "HUEFLOW_APPEARANCE_MODEL": str(tiny_model),
         "HUEFLOW_MAX_FRAMES": str(MAX_FRAMES_LIMIT),
@@ -126,6 +129,35 @@ def client(tiny_model, tmp_path_factory) -> Iterator[Client]:
     }
     with launched_app(env, tmp_path_factory.mktemp("cache")) as url:
         yield Client(url, verbose=False)
+
+
+# Steps of per-video fine-tuning of the model the progress test's app uses.
+FINETUNE_STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def finetuning_client(tmp_path_factory) -> Iterator[Client]:
+    """The app on a tiny model that fine-tunes its restorer for `FINETUNE_STEPS` steps per video, as the
+    shipped model does (60 steps)."""
+    folder = tmp_path_factory.mktemp("tiny-zero2hero-finetuning")
+    make_tiny_zero_to_hero(random_head=False, finetune_steps=FINETUNE_STEPS).save_pretrained(folder)
+    env = {"HUEFLOW_APPEARANCE_MODEL": str(folder), "HUEFLOW_MAX_FRAMES": str(MAX_FRAMES_LIMIT)}
+    with launched_app(env, tmp_path_factory.mktemp("cache-finetuning")) as url:
+        yield Client(url, verbose=False)
+
+
+def progress_lines(job) -> list[str]:
+    """The progress bar's texts (`desc` of its last unit) a submitted `gradio_client` job showed, in order
+    (Gradio sends the latest every 10 ms or so, so quick steps may be skipped)."""
+
+    async def updates() -> list:
+        return [update async for update in job]
+
+    return [
+        update.progress_data[-1].desc
+        for update in asyncio.run(updates())
+        if getattr(update, "progress_data", None) and update.progress_data[-1].desc
+    ]
 
 
 def transfer(
@@ -268,7 +300,57 @@ def test_bad_input_gives_clear_error_and_next_job_runs(client, media, inputs, me
     assert_refused_then_next_job_runs(partial(transfer, client, media), message, inputs, next_frames=3)
 
 
+def test_progress_shows_the_fine_tuning_steps_then_the_frames(finetuning_client, media):
+    job = finetuning_client.submit(
+        handle_file(str(media["video"])), handle_file(str(media["edited"])), ANCHOR, 0, api_name="/transfer"
+    )
+    # The first job loads the model first, and says so.
+    lines = [line for line in progress_lines(job) if line != "Loading the model (first run only)"]
+    video_path, summary = job.result()
+
+    assert decode(video_path).shape == (NUM_FRAMES, HEIGHT, WIDTH, 3)
+    steps = [re.fullmatch(rf"fine-tuning step (\d+)/{FINETUNE_STEPS}", line) for line in lines]
+    frames = [re.match(rf"Transferring the edit: (\d+)/{NUM_FRAMES} frames", line) for line in lines]
+    assert all(step or frame for step, frame in zip(steps, frames, strict=True)), lines
+    shown_steps = [int(step[1]) for step in steps if step]
+    shown_frames = [int(frame[1]) for frame in frames if frame]
+    assert shown_steps and shown_frames, lines
+    # The fine-tuning first, counting up to its steps; then the frames, counting up to the video's.
+    last_step = max(index for index, step in enumerate(steps) if step)
+    assert all(frame is None for frame in frames[: last_step + 1]), lines
+    assert shown_steps == sorted(shown_steps) and 1 <= shown_steps[0] and shown_steps[-1] <= FINETUNE_STEPS
+    assert shown_frames == sorted(shown_frames) and shown_frames[-1] == NUM_FRAMES
+    assert f"{FINETUNE_STEPS} fine-tuning steps on your edit" in summary
+
+
 # ------------------------------------------------------------------------------------ without a server
+
+
+def test_finetune_progress_reads_fine_tuning_step_k_of_n():
+    from space.transfer_tab import FinetuneProgress
+
+    calls = []
+    tracker = FinetuneProgress(lambda *args, **kwargs: calls.append((args, kwargs)))
+    for step in range(3):
+        tracker(None, step, {"loss": 0.5, "num_steps": 60})
+    assert calls == [
+        (((done, 60),), {"desc": f"fine-tuning step {done}/60", "unit": "steps"}) for done in (1, 2, 3)
+    ]
+    assert tracker.steps == 3 and tracker.seconds >= 0
+
+
+def test_transfer_event_runs_job_concurrency_jobs_at_once():
+    import gradio as gr
+
+    from space.limits import Limits
+    from space.transfer_tab import TransferTab
+
+    limits = Limits.detect().with_env_overrides({"HUEFLOW_JOB_CONCURRENCY": "3"})
+    with gr.Blocks() as demo:
+        TransferTab("unused", limits).render()
+    (event,) = [fn for fn in demo.fns.values() if fn.api_name == "transfer"]
+    assert event.concurrency_limit == limits.job_concurrency == 3
+    assert event.concurrency_id == "transfer"
 
 
 def test_video_info_fits_the_frame_slider(media):

@@ -430,6 +430,58 @@ def test_finetuning_runs_from_finetune_py_and_the_pipeline_call_uses_it(monkeypa
     assert len(calls) == 1
 
 
+@pytest.mark.parametrize(
+    ("height", "width"), [(80, 112), (360, 640), (72, 400)], ids=["small", "larger", "panorama"]
+)
+def test_finetuning_crops_have_one_size_whatever_the_video_resolution(monkeypatch, height, width):
+    """Fine-tuning's cost must not grow with the video: every proxy pair is cut from a crop of 2 * size
+    pixels square (here 64) and the Zero stage runs on size x size clips (32), for a small video, a
+    larger one and a panorama alike (all with a short side over 2 * size)."""
+    pipe = make_tiny_zero_to_hero(random_head=False)
+    anchor = make_colour_clip(num_frames=1, height=height, width=width)[0]
+    crops, clips = [], []
+
+    def recording_proxy_clip(original, edited, *args):
+        crops.append((tuple(original.shape), tuple(edited.shape)))
+        return random_proxy_clip(original, edited, *args)
+
+    def recording_zero_stage_batch(encoder, originals, editeds, config):
+        clips.append((tuple(originals.shape), tuple(editeds.shape)))
+        return zero_stage_batch(encoder, originals, editeds, config)
+
+    random_proxy_clip, zero_stage_batch = finetune.random_proxy_clip, finetune.zero_stage_batch
+    monkeypatch.setattr(finetune, "random_proxy_clip", recording_proxy_clip)
+    monkeypatch.setattr(finetune, "zero_stage_batch", recording_zero_stage_batch)
+    config = pipe.zero_stage_config()
+    finetune.finetune_restorer(
+        pipe.feature_encoder, pipe.restorer, anchor, 255 - anchor, config, steps=2, size=32, batch_size=2
+    )
+    assert crops == [((3, 64, 64), (3, 64, 64))] * 4  # 2 steps x 2 pairs
+    assert clips == [((2, 3, 3, 32, 32), (2, 3, 3, 32, 32))] * 2
+
+
+def test_callback_on_finetune_step_end_reports_each_step_before_the_frames():
+    pipe = make_tiny_zero_to_hero(random_head=False)
+    clip = make_colour_clip(num_frames=3, height=48, width=64)
+    events = []
+
+    def on_step(pipeline, step, callback_kwargs):
+        assert pipeline is pipe and set(callback_kwargs) == set(pipe.callback_finetune_outputs)
+        assert isinstance(callback_kwargs["loss"], float) and np.isfinite(callback_kwargs["loss"])
+        events.append(("step", step, callback_kwargs["num_steps"]))
+
+    def on_frame(pipeline, frame_index, callback_kwargs):
+        events.append(("frame", frame_index))
+
+    callbacks = {"callback_on_finetune_step_end": on_step, "callback_on_frame_end": on_frame}
+    pipe(clip, 255 - clip[0], finetune_steps=3, output_type="np", **callbacks)
+    assert events == [("step", step, 3) for step in range(3)] + [("frame", index) for index in range(3)]
+    # Nothing fine-tuned, no steps reported.
+    events.clear()
+    pipe(clip, 255 - clip[0], finetune_steps=0, output_type="np", **callbacks)
+    assert events == [("frame", index) for index in range(3)]
+
+
 def test_callback_on_frame_end_gets_each_output_frame():
     pipe = make_tiny_zero_to_hero()
     clip = make_colour_clip(num_frames=4, height=48, width=64)

@@ -269,14 +269,15 @@ def test_offline_data_sources(tmp_path):
 @pytest.mark.parametrize("mode", ["image", "markov", "rich"])
 def test_samples_are_deterministic_under_a_seeded_generator(mode):
     pipe = tiny_pipeline(mode)
-    first = pipe(num_images=4, generator=torch.Generator().manual_seed(3), return_pseudo_video=True)
-    again = pipe(num_images=4, generator=torch.Generator().manual_seed(3), return_pseudo_video=True)
-    other = pipe(num_images=4, generator=torch.Generator().manual_seed(4)).images
+    seeded = dict(batch_size=4, output_type="np")
+    first = pipe(**seeded, generator=torch.Generator().manual_seed(3), return_pseudo_video=True)
+    again = pipe(**seeded, generator=torch.Generator().manual_seed(3), return_pseudo_video=True)
+    other = pipe(**seeded, generator=torch.Generator().manual_seed(4)).images
     assert np.array_equal(first.images, again.images)
     assert np.array_equal(first.pseudo_videos, again.pseudo_videos)
     assert np.abs(first.images - other).mean() > 1e-3
-    # An image does not depend on the batch it was made in.
-    alone = pipe(num_images=4, generator=torch.Generator().manual_seed(3), batch_size=1).images
+    # An image does not depend on the chunk it was made in.
+    alone = pipe(**seeded, generator=torch.Generator().manual_seed(3), chunk_size=1).images
     assert np.allclose(first.images, alone, atol=1e-6)
     # The pseudo video's last frame is the image.
     assert np.array_equal(first.pseudo_videos[:, -1], first.images)
@@ -286,53 +287,57 @@ def test_samples_are_deterministic_under_a_seeded_generator(mode):
 def test_output_shapes_and_types():
     pipe = tiny_pipeline("rich", num_frames=5, channels=3)
     seed = 0
-    out = pipe(num_images=2, generator=torch.Generator().manual_seed(seed), return_pseudo_video=True)
+    out = pipe(
+        batch_size=2,
+        generator=torch.Generator().manual_seed(seed),
+        return_pseudo_video=True,
+        output_type="np",
+    )
     assert out.images.shape == (2, SIZE, SIZE, 3) and out.images.dtype == np.float32
     assert 0 <= out.images.min() and out.images.max() <= 1
     assert out.pseudo_videos.shape == (2, 5, SIZE, SIZE, 3)
     assert np.all(out.pseudo_videos[:, 0] == 0.5)  # frame 0: the fully degraded (mid-grey) frame
-    assert pipe(num_images=2).pseudo_videos is None
-    pil = pipe(
-        num_images=2,
-        generator=torch.Generator().manual_seed(seed),
-        output_type="pil",
-        return_pseudo_video=True,
-    )
+    assert pipe(batch_size=2).pseudo_videos is None
+    pil = pipe(batch_size=2, generator=torch.Generator().manual_seed(seed), return_pseudo_video=True)
     assert isinstance(pil.images[0], PIL.Image.Image) and pil.images[0].size == (SIZE, SIZE)
     assert len(pil.pseudo_videos) == 2 and len(pil.pseudo_videos[0]) == 5
     assert np.abs(np.asarray(pil.images[1]) / 255.0 - out.images[1]).max() <= 0.5 / 255 + 1e-6
     pt = pipe(
-        num_images=2,
+        batch_size=2,
         generator=torch.Generator().manual_seed(seed),
         output_type="pt",
         return_pseudo_video=True,
     )
     assert pt.images.shape == (2, 3, SIZE, SIZE) and pt.pseudo_videos.shape == (2, 5, 3, SIZE, SIZE)
-    images_only = pipe(num_images=2, generator=torch.Generator().manual_seed(seed), return_dict=False)
+    images_only = pipe(
+        batch_size=2, generator=torch.Generator().manual_seed(seed), return_dict=False, output_type="np"
+    )
     assert len(images_only) == 1 and np.array_equal(images_only[0], out.images)
     both = pipe(
-        num_images=2,
+        batch_size=2,
         generator=torch.Generator().manual_seed(seed),
         return_dict=False,
         return_pseudo_video=True,
+        output_type="np",
     )
     assert len(both) == 2 and np.array_equal(both[1], out.pseudo_videos)
-    grey = tiny_pipeline("markov")(num_images=1, output_type="pil").images[0]
+    grey = tiny_pipeline("markov")().images[0]  # one PIL image by default, as in Diffusers
     assert grey.mode == "L"
     # More frames than trained: levels are continuous, the video is longer and still ends at its image.
-    longer = pipe(num_images=2, num_frames=9, return_pseudo_video=True)
+    longer = pipe(batch_size=2, num_frames=9, return_pseudo_video=True, output_type="np")
     assert longer.pseudo_videos.shape[1] == 9 and np.array_equal(longer.pseudo_videos[:, -1], longer.images)
 
 
 @pytest.mark.parametrize(
     "mode, kwargs, message",
     [
+        ("markov", {"batch_size": 0}, "batch_size"),
+        ("markov", {"batch_size": 2.5}, "batch_size"),
         ("markov", {"num_images": 0}, "num_images"),
-        ("markov", {"num_images": 2.5}, "num_images"),
         ("markov", {"num_frames": 1}, "num_frames"),
         ("image", {"num_frames": 4}, "num_frames=2"),
         ("markov", {"output_type": "gif"}, "output_type"),
-        ("markov", {"batch_size": 0}, "batch_size"),
+        ("markov", {"chunk_size": 0}, "chunk_size"),
         ("markov", {"generator": 7}, "torch.Generator"),
     ],
 )
@@ -345,7 +350,7 @@ def test_bad_arguments_raise(mode, kwargs, message):
 
 
 def test_check_inputs_accepts_what_the_pipeline_generates():
-    tiny_pipeline("markov").check_inputs(num_images=3, num_frames=9, output_type="pil", batch_size=2)
+    tiny_pipeline("markov").check_inputs(batch_size=3, num_frames=9, output_type="pil", chunk_size=2)
     tiny_pipeline("image").check_inputs(num_frames=2, generator=torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="channels"):
         tiny_pipeline("markov", channels=2).check_inputs(output_type="pil")
@@ -359,8 +364,9 @@ def test_save_and_load_round_trip(tmp_path):
     assert loaded.scheduler.config.kind == "mixture" and loaded.scheduler.config.num_frames == 6
     for key, value in pipe.model.state_dict().items():
         assert torch.equal(value, loaded.model.state_dict()[key]), key
-    expected = pipe(num_images=3, generator=torch.Generator().manual_seed(5)).images
-    assert np.array_equal(loaded(num_images=3, generator=torch.Generator().manual_seed(5)).images, expected)
+    expected = pipe(batch_size=3, generator=torch.Generator().manual_seed(5), output_type="np").images
+    again = loaded(batch_size=3, generator=torch.Generator().manual_seed(5), output_type="np").images
+    assert np.array_equal(again, expected)
 
 
 # --- evaluation ---------------------------------------------------------------------------------

@@ -13,11 +13,12 @@ loss on random edits of many offline photos (`data.ProxyPairs`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -156,6 +157,26 @@ def restoration_loss(restored: torch.Tensor, truth: torch.Tensor) -> torch.Tenso
     return loss
 
 
+@contextlib.contextmanager
+def intra_op_threads(count: int | None) -> Iterator[None]:
+    """torch's CPU threads set to `count` (None: left alone) inside the block, restored after. Process-wide:
+    other threads' torch work uses the same count meanwhile (only its speed changes)."""
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def random_crop(images: tuple[torch.Tensor, ...], side: int, rng: random.Random) -> tuple[torch.Tensor, ...]:
+    """The same random `side` x `side` window of each image (C, H, W), all of one size (H, W >= side)."""
+    height, width = images[0].shape[-2:]
+    top, left = rng.randrange(height - side + 1), rng.randrange(width - side + 1)
+    return tuple(image[..., top : top + side, left : left + side] for image in images)
+
+
 def finetune_restorer(
     feature_encoder: AppearanceFeatureEncoder,
     restorer: HeroRestorer,
@@ -169,6 +190,8 @@ def finetune_restorer(
     seed: int = 0,
     device: torch.device | str | None = None,
     progress_bar: Callable[..., Any] | None = None,
+    num_threads: int | None = 1,
+    callback: Callable[[int, float], None] | None = None,
 ) -> HeroRestorer:
     """A copy of `restorer` fine-tuned for `steps` Adam steps (learning rate `lr`) on proxy pairs of this
     anchor and its edit: random camera paths or pans over the two (`random_proxy_clip`, 3 frames,
@@ -176,10 +199,18 @@ def finetune_restorer(
     edited anchor onto the moved original (`zero_stage_batch`, with `feature_encoder` and `config`); the
     target is the same move of the edited anchor. `restorer` itself is left unchanged.
 
+    The cost does not depend on the video's resolution: the anchor is brought to a short side of at most
+    2 * `size` once, and each proxy pair is cut from a fixed-size square crop of it (`random_crop`, side
+    at most 2 * `size`), so a step costs the same for a 4K frame as for a 256 px one.
+
     anchor, edited: RGB uint8 (H, W, 3) of the same size. `seed` seeds the proxy pairs' draws (Python's
     `random` and torch's CPU generator, both restored afterwards, so the caller's random streams do not
     move). `device`: where to train (default: the restorer's). `progress_bar`: a tqdm-like factory called
-    as `progress_bar(total=steps)` (e.g. a pipeline's `progress_bar`); default: none shown."""
+    as `progress_bar(total=steps)`; default: none shown. `num_threads`: torch's CPU threads meanwhile
+    (`intra_op_threads`; None leaves them): 1 by default, since the steps' tensors are small, and on a
+    busy 2-core machine two threads made each step about 10x slower (7.5 s instead of 0.75 s) as they
+    waited for each other. `callback`: called as `callback(step, loss)` after each step (`step` 0-based,
+    `loss` that step's loss as a float), e.g. to show "fine-tuning step k/N" in an app."""
     device = next(restorer.parameters()).device if device is None else device
     progress_bar = progress_bar or functools.partial(tqdm, disable=True)
     size = max(32, size // 16 * 16)
@@ -192,16 +223,23 @@ def finetune_restorer(
     if short > 2 * size:
         shape = tuple(round(side * 2 * size / short) for side in original.shape[-2:])
         original, edited_tensor = (resize(t[None], shape)[0] for t in (original, edited_tensor))
+    # Each proxy pair comes from a square crop of this side (at most 2 * size): a fixed cost per step,
+    # whatever the frame's resolution or aspect ratio.
+    crop = min(original.shape[-2:])
+    original, edited_tensor = original.cpu(), edited_tensor.cpu()
     python_state = random.getstate()
     random.seed(seed)
-    with torch.random.fork_rng(devices=[]), progress_bar(total=steps) as progress:
+    with (
+        intra_op_threads(num_threads),
+        torch.random.fork_rng(devices=[]),
+        progress_bar(total=steps) as progress,
+    ):
         torch.manual_seed(seed)
-        progress.set_description("fine-tuning the restorer")
-        for _ in range(steps):
-            # The camera paths draw from Python's global `random` and torch's global generator, both
-            # seeded above: the same seed gives the same proxy pairs, and so the same restorer.
+        for step in range(steps):
+            # The crops and camera paths draw from Python's global `random` and torch's global generator,
+            # both seeded above: the same seed gives the same proxy pairs, and so the same restorer.
             clips = [
-                random_proxy_clip(original.cpu(), edited_tensor.cpu(), 3, size, random)
+                random_proxy_clip(*random_crop((original, edited_tensor), crop, random), 3, size, random)
                 for _ in range(batch_size)
             ]
             originals = torch.stack([clip[0] for clip in clips]).to(device)
@@ -212,7 +250,10 @@ def finetune_restorer(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-            progress.set_postfix(loss=f"{loss.item():.4f}")
+            loss_value = loss.item()
+            progress.set_postfix(loss=f"{loss_value:.4f}")
             progress.update()
+            if callback is not None:
+                callback(step, loss_value)
     random.setstate(python_state)
     return restorer.eval()

@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import PIL.Image
 import torch
+from tqdm.auto import tqdm
 
 from ..core.colour import apply_colour_lookup, frame_to_tensor, tensor_to_frame
 from ..core.hub import HueflowPipeline, PipelineInputError
@@ -52,6 +55,10 @@ ASPECT_TOLERANCE = 0.01
 # What `edited_frame` may be: anything `core.video.load_image` takes.
 EditedFrame = str | os.PathLike | PIL.Image.Image | np.ndarray
 
+# `callback_on_finetune_step_end(pipeline, step, callback_kwargs)`: after each fine-tuning step (0-based),
+# with the keys of `ZeroToHeroPipeline.callback_finetune_outputs`.
+FinetuneStepCallback = Callable[["ZeroToHeroPipeline", int, dict[str, Any]], None]
+
 
 class EditedFrameError(PipelineInputError):
     """The edited frame or its index cannot be used with this video; `argument` is "edited_frame" or
@@ -62,6 +69,16 @@ class ZeroToHeroPipeline(HueflowPipeline):
     model_cpu_offload_seq = "feature_encoder->restorer"
     # The keys of the `callback_kwargs` that `callback_on_frame_end` receives (`core.outputs.FrameCallback`).
     callback_frame_outputs = ("frame",)
+    # The keys of the `callback_kwargs` that `callback_on_finetune_step_end` receives: the step's loss
+    # (float) and the number of steps (so an app can show "fine-tuning step k/N").
+    callback_finetune_outputs = ("loss", "num_steps")
+    dtype_note = (
+        "Its matching and colour transfer are float32 code around small models (about 1 M parameters), "
+        "and the per-video fine-tuning would lose its small updates in half precision."
+    )
+    # How the fine-tuning's progress reads (in a terminal, and in an app that shows tqdm bars, e.g.
+    # Gradio's track_tqdm): "fine-tuning step: 12/60", whatever the pipeline's own bar counts (frames).
+    finetune_progress = {"desc": "fine-tuning step", "unit": ""}
 
     def __init__(
         self,
@@ -213,11 +230,13 @@ class ZeroToHeroPipeline(HueflowPipeline):
         lr: float | None = None,
         batch_size: int = 2,
         seed: int = 0,
+        callback: Callable[[int, float], None] | None = None,
     ) -> HeroRestorer:
         """A copy of the restorer fine-tuned for `steps` steps on proxy pairs of this anchor and its edit
         (`finetune.finetune_restorer` with this pipeline's models and Zero-stage settings; `size` and
         `lr` default to the config's `finetune_size` and `finetune_lr`). The pipeline's own restorer is
-        left unchanged. anchor, edited: RGB uint8 (H, W, 3) of the same size."""
+        left unchanged. anchor, edited: RGB uint8 (H, W, 3) of the same size. `callback(step, loss)` runs
+        after each step."""
         return finetune.finetune_restorer(
             self.feature_encoder,
             self.restorer,
@@ -230,8 +249,28 @@ class ZeroToHeroPipeline(HueflowPipeline):
             batch_size=batch_size,
             seed=seed,
             device=self.device,
-            progress_bar=self.progress_bar,
+            progress_bar=self._finetune_progress_bar,
+            callback=callback,
         )
+
+    def _finetune_progress_bar(self, total: int) -> tqdm:
+        """The pipeline's progress bar settings (`set_progress_bar_config`: disable, ...) with the
+        fine-tuning's own description and unit (`finetune_progress`)."""
+        config = {**getattr(self, "_progress_bar_config", {}), **self.finetune_progress}
+        return tqdm(total=total, **config)
+
+    def _finetune_step_callback(
+        self, callback: FinetuneStepCallback | None, num_steps: int
+    ) -> Callable[[int, float], None] | None:
+        """`finetune.finetune_restorer`'s `callback(step, loss)` that calls a `callback_on_finetune_step_end`
+        as `callback(self, step, {"loss": loss, "num_steps": num_steps})`; None for None."""
+        if callback is None:
+            return None
+
+        def step_end(step: int, loss: float) -> None:
+            callback(self, step, {"loss": loss, "num_steps": num_steps})
+
+        return step_end
 
     # -- call ---------------------------------------------------------------------------------------
 
@@ -250,6 +289,7 @@ class ZeroToHeroPipeline(HueflowPipeline):
         return_dict: bool = True,
         generator: torch.Generator | None = None,
         callback_on_frame_end: FrameCallback | None = None,
+        callback_on_finetune_step_end: FinetuneStepCallback | None = None,
     ):
         """Carry the edit of one frame through `video`.
 
@@ -269,18 +309,32 @@ class ZeroToHeroPipeline(HueflowPipeline):
             output_type: "pil", "np" or "pt". Default "pil", or no frames kept when `output_path` is
                 given (they are streamed to the file).
             output_path: write an H.264 mp4 here, with the input's audio when it has some.
-            generator: seeds the fine-tuning's random proxy pairs (inference itself is deterministic).
+            generator: a CPU `torch.Generator` whose seed (`initial_seed()`) seeds the fine-tuning's random
+                proxy pairs, so the same seed gives the same output. Inference itself is deterministic: with
+                no fine-tuning (`finetune_steps=0` or `use_restorer=False`) a generator warns that it has
+                no effect.
             callback_on_frame_end: called as `fn(pipeline, frame_index, callback_kwargs)` after each frame
                 (`core.outputs.FrameCallback`), with `callback_kwargs = {"frame": the output frame, RGB
                 uint8 (H, W, 3)}` (the keys in `callback_frame_outputs`). Its return value is ignored.
+            callback_on_finetune_step_end: called as `fn(pipeline, step, callback_kwargs)` after each
+                fine-tuning step (`step` 0-based; not called when nothing is fine-tuned), with
+                `callback_kwargs = {"loss": that step's loss (float), "num_steps": the steps in all}` (the
+                keys in `callback_finetune_outputs`), e.g. to show "fine-tuning step k/N" before the frames.
 
         Raises:
-            EditedFrameError, ValueError: see `check_inputs`, which runs first.
+            EditedFrameError, ValueError: see `check_inputs`, which runs first; ValueError for models in a
+            dtype other than float32 (`HueflowPipeline.check_dtype`) and a generator that is not a
+            `torch.Generator`.
         """
         # 1. Check the inputs before any frame is decoded.
+        self.models_dtype()  # float32 only: refused here, not as a dtype mismatch inside a model
         if output_type is None and output_path is None:
             output_type = "pil"
         finetune_steps = self.config.finetune_steps if finetune_steps is None else finetune_steps
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}.")
+        if not (use_restorer and finetune_steps > 0):
+            self.warn_unused_generator(generator, "it only seeds the per-video fine-tuning, which is off")
         reader = as_video_reader(video, max_frames)
         messages = self.check_inputs(
             reader.info, edited_frame, frame_index, max_frames, finetune_steps, output_type
@@ -307,7 +361,8 @@ class ZeroToHeroPipeline(HueflowPipeline):
             restorer = self.restorer
             if finetune_steps > 0:
                 seed = generator.initial_seed() if generator is not None else 0
-                restorer = self.finetune_restorer(anchor, edited, finetune_steps, seed=seed)
+                on_step = self._finetune_step_callback(callback_on_finetune_step_end, finetune_steps)
+                restorer = self.finetune_restorer(anchor, edited, finetune_steps, seed=seed, callback=on_step)
 
         # 4. Every frame in order: the Zero stage from the anchor (and the previous frame), then the Hero
         # stage; the anchor itself takes the user's edit exactly. Frames stream to the mp4 and/or a list.

@@ -21,6 +21,7 @@ The model's per-frame state lives in `stepper.py` (`ColorMNetStepper`, shared wi
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Integral
@@ -55,6 +56,14 @@ class ExemplarError(PipelineInputError):
     `argument` is "exemplars" or "exemplar_frames"."""
 
 
+# A keyframe exemplar whose aspect ratio differs from the video's by more than this (relative) is refused:
+# it is not that frame coloured (a crop, another frame), and stretching it puts its colours in the wrong
+# places. Within it, another size is resized to the video's, with a warning (as the edited frame of
+# `ZeroToHeroPipeline`: image editors round odd sizes).
+KEYFRAME_ASPECT_TOLERANCE = 0.01
+# `ColorMNetPipeline.matches_frame`: the most the mean luma of an exemplar may differ from a frame's (0-255)
+# for it to count as that frame coloured (colouring a frame in an editor changes its luma a little).
+KEYFRAME_LUMA_DIFFERENCE = 6.0
 # A free reference is matched against this many frames spread over the video to find where it belongs.
 MAX_ALIGNMENT_CANDIDATES = 24
 # Luminance given to anchor pixels that a free reference does not cover: no frame matches it there.
@@ -95,7 +104,21 @@ def _as_list(exemplars: Exemplar | Sequence[Exemplar] | None) -> list[Exemplar]:
 def _frame_list(exemplar_frames: Sequence[int | None] | int | None, count: int) -> list[int | None]:
     if exemplar_frames is None:
         return [None] * count
-    return [exemplar_frames] if isinstance(exemplar_frames, Integral) else list(exemplar_frames)
+    if isinstance(exemplar_frames, (list, tuple, np.ndarray)):
+        return list(exemplar_frames)
+    # Any other single value stands for one exemplar's entry, so that 1.5 or "0" is refused in words
+    # below (as [1.5] is), not with "object is not iterable".
+    return [exemplar_frames]
+
+
+def _luma(image: np.ndarray) -> np.ndarray:
+    """RGB uint8 (H, W, 3) -> float luma (H, W), ITU-R 601 weights (as Pillow's "L")."""
+    return image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _aspect_differs(size: tuple[int, int], other: tuple[int, int]) -> bool:
+    """Whether two (height, width) sizes differ in aspect ratio by more than `KEYFRAME_ASPECT_TOLERANCE`."""
+    return abs((size[1] / size[0]) / (other[1] / other[0]) - 1) > KEYFRAME_ASPECT_TOLERANCE
 
 
 class ColorMNetPipeline(HueflowPipeline):
@@ -105,6 +128,10 @@ class ColorMNetPipeline(HueflowPipeline):
     # The smallest `processing_size` a call may ask for: below it the backbone's stride-32 features are a
     # few positions wide, too few to match anything.
     min_processing_size = 64
+    dtype_note = (
+        "Its colour matching, optical flow and guided upsampling are float32 code around a small model "
+        "(about 1 M parameters), so half precision would not make it faster."
+    )
 
     def __init__(
         self,
@@ -210,22 +237,29 @@ class ColorMNetPipeline(HueflowPipeline):
         exemplar_frames: Sequence[int | None] | int | None = None,
         processing_size: int | None = None,
         output_type: str | None = None,
-    ) -> None:
+        frame_size: tuple[int, int] | None = None,
+    ) -> list[str]:
         """Check a call's inputs before any frame is coloured, as `__call__` does first: raises
         `ExemplarError` (a ValueError) for unusable exemplars or frame indices, `VideoInputError` for an
         exemplar that is not an image, and ValueError for the other arguments, each with a message that
-        says what to change.
+        says what to change. Returns the warnings the call will give (messages, e.g. a keyframe exemplar
+        of another size that is resized to the video's), so a caller can show them before running.
 
         Cheap: no model runs, and it is a classmethod, so an app can call it before loading the model
         (`ColorMNetPipeline.check_inputs(...)`). `num_frames` is the number of frames the call colours
-        (the video's, or `max_frames` when fewer); the other arguments are those of `__call__`.
+        (the video's, or `max_frames` when fewer), `frame_size` the video's (height, width) (when None,
+        keyframe sizes are not checked here; `__call__` always checks them); the other arguments are those
+        of `__call__`.
         Exemplars given as paths or PIL images are decoded here to look for colour: pass RGB arrays
         (then also to `__call__`) to decode each file once.
 
         Rules: at least one exemplar; each loads as an image and has colour (not grayscale); with
         `exemplar_frames`, one entry per exemplar (or a single int for a single exemplar), each None (a
-        free reference) or an integer frame index in 0..num_frames-1; `processing_size` None or an integer
-        >= `min_processing_size` (64); `output_type` None, "pil", "np" or "pt".
+        free reference) or an integer frame index in 0..num_frames-1 (not a bool); a keyframe exemplar (one
+        with a frame index) has the video's aspect ratio within `KEYFRAME_ASPECT_TOLERANCE` (another size of
+        that aspect is resized, with a warning; a crop or another shape is refused: use it as a free
+        reference instead); `processing_size` None or an integer >= `min_processing_size` (64);
+        `output_type` None, "pil", "np" or "pt".
         """
         if output_type is not None:
             check_output_type(output_type)
@@ -252,8 +286,10 @@ class ColorMNetPipeline(HueflowPipeline):
                 "None for a free reference) per exemplar, in the exemplars' order.",
                 argument="exemplar_frames",
             )
+        messages = []
         for number, (image, frame_index) in enumerate(zip(images, frames, strict=True), start=1):
-            if is_grayscale_image(load_image(image)):
+            image = load_image(image)
+            if is_grayscale_image(image):
                 raise ExemplarError(
                     f"Exemplar {number} has no colour (it is grayscale): an exemplar must be a colour "
                     "image, since its colours are what the video gets.",
@@ -273,6 +309,42 @@ class ColorMNetPipeline(HueflowPipeline):
                     f"has {num_frames} frames (valid indices 0..{num_frames - 1}).",
                     argument="exemplar_frames",
                 )
+            if frame_size is not None and image.shape[:2] != tuple(frame_size):
+                messages.append(cls._check_keyframe_size(number, frame_index, image.shape[:2], frame_size))
+        return messages
+
+    @staticmethod
+    def _check_keyframe_size(
+        number: int, frame_index: int, size: tuple[int, int], frame_size: tuple[int, int]
+    ) -> str:
+        """The warning for keyframe exemplar `number` of another size than the video's frames (both
+        (height, width)), or `ExemplarError` when its aspect ratio is not the video's."""
+        (height, width), (video_height, video_width) = size, frame_size
+        if _aspect_differs(size, frame_size):
+            raise ExemplarError(
+                f"Exemplar {number} is tied to frame {frame_index} but is {width}x{height} (aspect "
+                f"{width / height:.3f}) and the video {video_width}x{video_height} (aspect "
+                f"{video_width / video_height:.3f}): a keyframe must be that frame coloured, uncropped. "
+                "Export it at the video's size, or leave its frame index blank (None) to use it as a free "
+                "reference, which is aligned to the frame that shows its scene.",
+                argument="exemplars",
+            )
+        return (
+            f"Exemplar {number} (the keyframe of frame {frame_index}) is {width}x{height} and the video "
+            f"{video_width}x{video_height}: resizing the exemplar to the video's size."
+        )
+
+    @staticmethod
+    def matches_frame(exemplar: Exemplar, frame: np.ndarray) -> bool:
+        """Whether `exemplar` looks like `frame` coloured (a keyframe for that frame, rather than a free
+        reference): the same aspect ratio and, at the frame's size, a mean luma within
+        `KEYFRAME_LUMA_DIFFERENCE` (of 255) of the frame's. An app uses it to suggest the frame index."""
+        image, frame = load_image(exemplar), load_image(frame)
+        if _aspect_differs(image.shape[:2], frame.shape[:2]):
+            return False
+        if image.shape[:2] != frame.shape[:2]:
+            image = np.asarray(PIL.Image.fromarray(image).resize(frame.shape[1::-1], PIL.Image.BILINEAR))
+        return float(np.abs(_luma(image) - _luma(frame)).mean()) < KEYFRAME_LUMA_DIFFERENCE
 
     # -- call ---------------------------------------------------------------------------------------
 
@@ -313,7 +385,8 @@ class ColorMNetPipeline(HueflowPipeline):
             output_type: "pil", "np" or "pt". Default "pil", or no frames kept when `output_path`
                 is given (they are streamed to the file).
             output_path: write an H.264 mp4 here, with the input's audio when it has some.
-            generator: accepted for the common pipeline signature; inference is deterministic.
+            generator: not used: colorization is deterministic (the same inputs give the same colours); a
+                generator given warns that it has no effect.
             top_k, memory_every, ...: override the memory settings of the config for this call.
             fallback_error: the anchored colour's threshold (`core.reanchoring.AnchoringConfig`): a pixel
                 takes a matched colour (an anchor's, or the previous frame's along the flow) where the
@@ -329,16 +402,27 @@ class ColorMNetPipeline(HueflowPipeline):
             `ColorizationPipelineOutput` (frames, video_path, exemplar_placements: how each exemplar was
             used, see there), or with `return_dict=False` the tuple (frames, video_path).
 
+        Warns:
+            UserWarning: a keyframe exemplar of another size (same aspect ratio) resized to the video's; a
+            generator given (it has no effect).
+
         Raises:
-            ExemplarError, VideoInputError, ValueError: see `check_inputs`, which runs first.
+            ExemplarError, VideoInputError, ValueError: see `check_inputs`, which runs first; ValueError
+            for models in a dtype other than float32 (`HueflowPipeline.check_dtype`).
         """
         # 1. Open the video: it is checked (one frame decoded) and its frames counted, nothing more.
+        self.models_dtype()  # float32 only: refused here, not as a dtype mismatch inside a model
+        self.warn_unused_generator(generator, "colorization is deterministic")
         reader = as_video_reader(video, max_frames)
         num_frames = len(reader)
 
         # 2. Check inputs, with each exemplar decoded once.
         exemplars = [load_image(exemplar) for exemplar in _as_list(exemplars)]
-        self.check_inputs(num_frames, exemplars, exemplar_frames, processing_size, output_type)
+        frame_size = (reader.info.height, reader.info.width)
+        for message in self.check_inputs(
+            num_frames, exemplars, exemplar_frames, processing_size, output_type, frame_size
+        ):
+            warnings.warn(message, UserWarning, stacklevel=3)  # the caller's line (under no_grad's wrapper)
         if output_type is None and output_path is None:
             output_type = "pil"
         height, width = reader.info.height, reader.info.width

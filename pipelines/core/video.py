@@ -14,10 +14,12 @@ import logging
 import math
 import os
 import re
+import sys
+import tempfile
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import islice
 from pathlib import Path
@@ -31,6 +33,14 @@ logger = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".gif", ".m4v")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+# What the writer can produce, by extension: the container FFmpeg muxes into. Every output is H.264 video
+# (+ AAC audio), which these containers hold; .webm (VP8/VP9 only), .avi (no variable frame rate) and .gif
+# (256 colours, no audio) cannot hold it, so they are refused rather than given mp4 bytes under their name.
+OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+OUTPUT_EXTENSIONS = tuple(OUTPUT_FORMATS)
+# The smallest frame side the pipelines take: OpenCV's DIS optical flow (used by every pipeline) refuses
+# smaller images, and the models' stride-8..32 features would have a position or two at most.
+MIN_FRAME_SIDE = 12
 
 DEFAULT_FPS = 25.0
 # AAC encodes fixed blocks of 1024 samples; only the very last frame handed to the encoder may be shorter.
@@ -42,14 +52,42 @@ class VideoInputError(ValueError):
     """Raised for any unusable video/image input; the message says what is wrong and how to fix it."""
 
 
+# "https://...", "s3://...", "file://...": Path() would fold the "//" and report a mangled missing path.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _refuse_url(source: str | os.PathLike, what: str) -> None:
+    if isinstance(source, str) and _URL.match(source):
+        raise VideoInputError(
+            f"{what} '{source}' is a URL: hueflow reads local files only and does not download anything. "
+            "Download the file first and pass its local path."
+        )
+
+
+@dataclass
+class FrameTimes:
+    """When each frame of a video file is shown, recorded as the frames are decoded: frame index ->
+    (pts, duration), in `time_base` units, counted from the first frame's pts.
+
+    A writer given these (`output_writer` passes a reader's) stamps its frame i with the input's pts, so
+    the output keeps the input's timing, variable frame rate and pauses included, instead of being retimed
+    to a constant rate. Pipelines write frame i only after reading it, so its time is always known then."""
+
+    time_base: Fraction
+    stamps: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+
 @dataclass
 class VideoInfo:
     width: int
+    """Width as displayed: a phone video's rotation (display matrix) is applied."""
     height: int
     fps: float
+    """Average frame rate; `frame_times` has the actual timing of a variable-frame-rate file."""
     num_frames: int
     has_audio: bool
     path: str | None
+    frame_times: FrameTimes | None = field(default=None, repr=False, compare=False)
 
 
 # ----------------------------------------------------------------------------------------------- images
@@ -82,6 +120,28 @@ def _as_rgb_uint8(array: np.ndarray, what: str = "frame") -> np.ndarray:
     return np.ascontiguousarray(array[..., :3])
 
 
+def _tensor_to_array(tensor: Any) -> np.ndarray:
+    """A torch video tensor as the (T, H, W[, C]) array `VideoReader` reads: (T, C, H, W), the pipelines'
+    own output_type="pt" layout, is moved channels-last; float stays float (checked to lie in [0, 1])."""
+    shape = tuple(tensor.shape)
+    layouts = "(T, C, H, W) or (T, H, W, C) with C = 1 or 3, or (T, H, W)"
+    if tensor.ndim == 4 and shape[1] in (1, 3):
+        tensor = tensor.permute(0, 2, 3, 1)
+    elif not (tensor.ndim == 3 or (tensor.ndim == 4 and shape[-1] in (1, 3))):
+        raise VideoInputError(f"video tensor has shape {shape}; expected {layouts}.")
+    if tensor.is_floating_point():
+        tensor = tensor.detach().float().cpu()
+        lo, hi = (float(tensor.min()), float(tensor.max())) if tensor.numel() else (0.0, 0.0)
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            raise VideoInputError(
+                f"video tensor has values in [{lo:.3g}, {hi:.3g}]; a float tensor must lie in [0, 1] (as a "
+                "pipeline's output_type='pt' frames do). Rescale it, e.g. (x + 1) / 2 for [-1, 1]."
+            )
+    elif str(tensor.dtype) != "torch.uint8":
+        raise VideoInputError(f"video tensor has dtype {tensor.dtype}; expected float in [0, 1] or uint8.")
+    return tensor.detach().cpu().numpy()
+
+
 def _pil_to_rgb(image: Image.Image) -> np.ndarray:
     image = ImageOps.exif_transpose(image)  # phone photos store their rotation in EXIF
     if image.mode.startswith("I"):
@@ -108,6 +168,7 @@ def load_image(source: str | os.PathLike | Image.Image | np.ndarray) -> np.ndarr
         raise VideoInputError(
             f"cannot load an image from {type(source).__name__}; pass a path, PIL image or array."
         )
+    _refuse_url(source, "image")
     path = Path(source)
     if not path.is_file():
         problem = "is a folder" if path.is_dir() else "does not exist"
@@ -178,15 +239,93 @@ def is_cut_short(decoded: int, declared: int) -> bool:
     return decoded < declared - 1
 
 
-def _iter_av_frames(path: str, declared_frames: int) -> Iterator[np.ndarray]:
+def _ebml_number(data: bytes, at: int) -> tuple[int, int, bool]:
+    """An EBML variable-length number at `at`: (value, its length in bytes, whether it is "unknown")."""
+    first = data[at]
+    length = 9 - first.bit_length()  # the count of leading zero bits + 1
+    if not 1 <= length <= 8 or at + length > len(data):
+        raise ValueError("not an EBML number")
+    value = first & ((1 << (8 - length)) - 1)
+    for byte in data[at + 1 : at + length]:
+        value = value << 8 | byte
+    return value, length, value == (1 << (7 * length)) - 1
+
+
+def _matroska_cut_short(path: Path) -> bool:
+    """Whether a Matroska/WebM file is shorter than its Segment says it is (cut off mid-upload).
+    Timestamps cannot tell: a variable-frame-rate recording has gaps too, and with B-frames a cut
+    file's last packet can be a late frame whose predecessors are lost. FFmpeg does not expose the
+    Segment's size, so its two header elements are read here (EBML header, then the Segment's size)."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(64)
+        if head[:4] != bytes.fromhex("1a45dfa3"):
+            return False
+        header_size, size_length, _ = _ebml_number(head, 4)
+        at = 4 + size_length + header_size
+        if head[at : at + 4] != bytes.fromhex("18538067"):
+            return False
+        segment_size, size_length, unknown = _ebml_number(head, at + 4)
+        return not unknown and at + 4 + size_length + segment_size > path.stat().st_size
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+# How to turn a decoded frame upright: (transpose, flip rows, flip columns), applied in that order.
+_Orientation = tuple[bool, bool, bool]
+_UPRIGHT: _Orientation = (False, False, False)
+
+
+def _orientation(frame: av.VideoFrame, path: str) -> _Orientation:
+    """The turn a frame's display matrix asks for. Phones record sideways and store the rotation (and any
+    mirroring) as a display matrix rather than turning the pixels; players apply it, so must we, or the
+    output plays sideways. FFmpeg hands the matrix to every decoded frame as side data."""
+    side_data = frame.side_data.get("DISPLAYMATRIX")
+    if side_data is None:
+        return _UPRIGHT
+    # 3x3 row-major int32, 16.16 fixed point; a display point is (x', y') = (a x + c y, b x + d y).
+    matrix = np.frombuffer(side_data, dtype=np.int32)
+    a, b, c, d = (int(np.sign(round(matrix[i] / 65536))) for i in (0, 1, 3, 4))
+    if b == c == 0 and a and d:  # upright, perhaps mirrored
+        return (False, d < 0, a < 0)
+    if a == d == 0 and b and c:  # a quarter turn: x' comes from y and y' from x
+        return (True, b < 0, c < 0)
+    warnings.warn(
+        f"'{path}' asks to be displayed rotated by {frame.rotation} degrees, which is not a quarter turn; "
+        "it is read as stored.",
+        stacklevel=3,
+    )
+    return _UPRIGHT
+
+
+def _turn(image: np.ndarray, orientation: _Orientation) -> np.ndarray:
+    transpose, flip_rows, flip_columns = orientation
+    if orientation == _UPRIGHT:
+        return image
+    if transpose:
+        image = image.transpose(1, 0, 2)
+    if flip_rows:
+        image = image[::-1]
+    if flip_columns:
+        image = image[:, ::-1]
+    return np.ascontiguousarray(image)
+
+
+def _iter_av_frames(path: str, declared_frames: int, times: FrameTimes) -> Iterator[np.ndarray]:
     decoded = 0
+    start = None
     try:
         with av.open(path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
+                if decoded == 0:
+                    orientation = _orientation(frame, path)
+                    start = frame.pts
+                if frame.pts is not None and start is not None:
+                    times.stamps[decoded] = (frame.pts - start, frame.duration or 0)
                 decoded += 1
-                yield frame.to_ndarray(format="rgb24")
+                yield _turn(frame.to_ndarray(format="rgb24"), orientation)
     except av.FFmpegError as e:
         raise _ffmpeg_error(path, e) from e
     # A cut-off file decodes its first frames and then just ends: say so rather than return a shorter video
@@ -208,7 +347,13 @@ def _iter_pil_animation(path: str) -> Iterator[np.ndarray]:
 
 class VideoReader:
     """Streaming RGB uint8 frames ``(H, W, 3)`` from a video file, a folder of images, a list of PIL images /
-    arrays, or an array ``(T, H, W, 3)`` / ``(T, H, W)`` (grayscale is replicated to 3 channels).
+    arrays, an array ``(T, H, W, 3)`` / ``(T, H, W)`` (grayscale is replicated to 3 channels), or a torch
+    tensor: ``(T, C, H, W)`` (a pipeline's ``output_type="pt"`` frames), ``(T, H, W, C)`` or ``(T, H, W)``,
+    with C 1 or 3, float in [0, 1] or uint8 (a tensor that fits both layouts is taken as ``(T, C, H, W)``).
+
+    A video file's frames come upright (a phone video's rotation, stored as a display matrix, is applied, and
+    `info` has the displayed size) and their timestamps are recorded in ``info.frame_times`` as they are
+    decoded, so a pipeline's output keeps the input's timing. URLs are refused: nothing is downloaded.
 
     The source is validated when the reader is built, but frames are decoded lazily, one at a time, so a long
     video never sits in memory. Iterating again restarts from the first frame. ``fps`` sets the frame rate
@@ -226,11 +371,16 @@ class VideoReader:
         self.max_frames = max_frames
         self._frames: Callable[[], Iterator[np.ndarray]]
 
+        # torch is not imported here for this check: a tensor can only exist once the caller imported it.
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(source, torch.Tensor):
+            source = _tensor_to_array(source)
         if isinstance(source, np.ndarray):
             self.info = self._init_array(source, fps or DEFAULT_FPS)
         elif isinstance(source, (list, tuple)):
             self.info = self._init_list(list(source), fps or DEFAULT_FPS)
         elif isinstance(source, (str, os.PathLike)):
+            _refuse_url(source, "video source")
             path = Path(source)
             if not path.exists():
                 raise VideoInputError(f"video source '{path}' does not exist.")
@@ -241,7 +391,7 @@ class VideoReader:
         else:
             raise VideoInputError(
                 f"unsupported video source of type {type(source).__name__}; pass a video path, a folder of "
-                "frames, a list of images or a (T, H, W[, 3]) array."
+                "frames, a list of images, a (T, H, W[, 3]) array or a (T, C, H, W) tensor."
             )
 
     # -- sources ------------------------------------------------------------------------------------
@@ -308,6 +458,15 @@ class VideoReader:
             raise VideoInputError(f"video file '{path}' is empty (0 bytes).")
         try:
             with av.open(str(path)) as container:
+                # The extension says video but the content decides: a PNG or JPEG renamed .mp4 opens
+                # through FFmpeg's image demuxers ("png_pipe", "image2", ...) as a one-frame "video".
+                demuxer = container.format.name
+                if demuxer == "image2" or demuxer.endswith("_pipe"):
+                    kind = demuxer.removesuffix("_pipe").upper() if demuxer != "image2" else "still"
+                    raise VideoInputError(
+                        f"'{path}' is a {kind} image, not a video, whatever its extension; pass a video "
+                        "file or a folder of frames."
+                    )
                 if not container.streams.video:
                     raise VideoInputError(f"'{path}' has no video stream (audio only?); pass a video file.")
                 stream = container.streams.video[0]
@@ -317,23 +476,27 @@ class VideoReader:
                 first = next(container.decode(stream), None)
                 if first is None:
                     raise VideoInputError(f"video file '{path}' contains no decodable frames.")
-                num_frames = stream.frames or self._estimate_frame_count(container, stream, fps)
+                transposed = _orientation(first, str(path))[0]
+                width, height = (first.height, first.width) if transposed else (first.width, first.height)
+                num_frames = stream.frames or self._count_frames(container, stream, fps, path)
+                times = FrameTimes(stream.time_base or Fraction(1, 90000))
         except av.FFmpegError as e:
             raise _ffmpeg_error(str(path), e) from e
-        self._frames = lambda: _iter_av_frames(str(path), num_frames)
-        return VideoInfo(first.width, first.height, fps, num_frames, has_audio, str(path))
+        self._frames = lambda: _iter_av_frames(str(path), num_frames, times)
+        return VideoInfo(width, height, fps, num_frames, has_audio, str(path), frame_times=times)
 
     @staticmethod
-    def _estimate_frame_count(container: Any, stream: Any, fps: float) -> int:
-        if stream.duration and stream.time_base:
-            seconds = float(stream.duration * stream.time_base)
-        elif container.duration:
-            seconds = container.duration / av.time_base
-        else:
-            # No duration at all (raw streams): counting packets is cheap compared with decoding.
-            container.seek(0)
-            return max(1, sum(1 for packet in container.demux(stream) if packet.size))
-        return max(1, round(seconds * fps))
+    def _count_frames(container: Any, stream: Any, fps: float, path: Path) -> int:
+        """The frame count of a container that does not store one (Matroska/WebM): its packets, counted
+        without decoding. Duration x rate would be wrong for a variable-frame-rate file (a screen or
+        browser recording), and pipelines check frame indices against this count. A file cut short (an
+        interrupted upload) still declares its full duration: then duration x rate is what the file
+        should have, so reading it warns that frames are missing (see `is_cut_short`)."""
+        container.seek(0)
+        count = sum(1 for packet in container.demux(stream) if packet.size)
+        if container.duration and _matroska_cut_short(path):
+            return max(1, count, round(container.duration / av.time_base * fps))
+        return max(1, count)
 
     # -- iteration ----------------------------------------------------------------------------------
 
@@ -350,15 +513,27 @@ def as_video_reader(video: Any, max_frames: int | None = None) -> VideoReader:
     """What a pipeline iterates: `video` (any `VideoReader` source) opened as a `VideoReader` of at most
     `max_frames` frames. An open `VideoReader` is reused without opening its source again (an app that has
     opened and checked the file passes its reader), through a shallow copy, so the caller's reader keeps
-    its own `max_frames`."""
+    its own `max_frames`. Frames smaller than `MIN_FRAME_SIDE` on a side are refused (`check_frame_size`)."""
     if not isinstance(video, VideoReader):
-        return VideoReader(video, max_frames=max_frames)
-    if max_frames is not None and max_frames < 1:
-        raise VideoInputError(f"max_frames must be a positive integer or None, got {max_frames}.")
-    reader = copy.copy(video)
-    if max_frames is not None:
-        reader.max_frames = max_frames if video.max_frames is None else min(video.max_frames, max_frames)
+        reader = VideoReader(video, max_frames=max_frames)
+    else:
+        if max_frames is not None and max_frames < 1:
+            raise VideoInputError(f"max_frames must be a positive integer or None, got {max_frames}.")
+        reader = copy.copy(video)
+        if max_frames is not None:
+            reader.max_frames = max_frames if video.max_frames is None else min(video.max_frames, max_frames)
+    check_frame_size(reader.info)
     return reader
+
+
+def check_frame_size(info: VideoInfo) -> None:
+    """Raise `VideoInputError` for a video the pipelines cannot process: under `MIN_FRAME_SIDE` (12) pixels
+    on a side (the optical flow every pipeline uses needs that much)."""
+    if min(info.width, info.height) < MIN_FRAME_SIDE:
+        raise VideoInputError(
+            f"the video is {info.width}x{info.height} pixels; the pipelines need at least {MIN_FRAME_SIDE} "
+            "pixels on each side (optical flow cannot work on less). Upscale it first."
+        )
 
 
 # ----------------------------------------------------------------------------------------------- writing
@@ -428,33 +603,123 @@ class _AudioPassthrough:
         self._input.close()
 
 
+def _output_format(path: str | os.PathLike) -> str:
+    """The container FFmpeg writes for `path`'s extension; VideoInputError for one the writer cannot make."""
+    name = Path(path).name
+    suffix = Path(path).suffix.lower()
+    if suffix in OUTPUT_FORMATS:
+        return OUTPUT_FORMATS[suffix]
+    why = {
+        ".webm": "a WebM file holds only VP8/VP9/AV1 video",
+        ".avi": "an AVI file cannot keep a variable frame rate",
+        ".gif": "a GIF has 256 colours and no sound",
+    }.get(suffix, f"'{suffix}' is not a video container" if suffix else "the name has no extension")
+    raise VideoInputError(
+        f"cannot write the video '{name}': the output is H.264 video and {why}. Name it with one of "
+        f"{', '.join(OUTPUT_EXTENSIONS)} (and convert it afterwards if you need another format)."
+    )
+
+
+def _write_error(path: str, error: OSError) -> VideoInputError:
+    folder = Path(path).absolute().parent
+    return VideoInputError(
+        f"could not write '{path}' ({error.strerror or error}): check that the folder '{folder}' is writable "
+        "and has room, or choose another output path."
+    )
+
+
+def check_output_path(output_path: str | os.PathLike, source: str | os.PathLike | None = None) -> Path:
+    """Check, before any work, that a video can be written at `output_path`, and return it as a Path.
+
+    Raises `VideoInputError` when it is a URL, has an extension the writer cannot make (`OUTPUT_EXTENSIONS`),
+    is an existing folder, is the input video `source` itself (also through a link), or lies in a folder
+    that cannot be written (probed by creating and removing a temporary file in the nearest existing
+    folder, which is what counts: permissions, read-only disks, a file where a folder should be).
+    """
+    _refuse_url(os.fspath(output_path), "output path")
+    path = Path(output_path)
+    if path.is_dir():
+        raise VideoInputError(
+            f"output path '{path}' is a folder; give a file name inside it, e.g. '{path / 'output.mp4'}'."
+        )
+    _output_format(path)
+    if isinstance(source, (str, os.PathLike)) and not _URL.match(os.fspath(source)):
+        same = path.resolve() == Path(source).resolve()
+        if not same and path.exists() and Path(source).exists():
+            same = os.path.samefile(path, source)  # hard links, bind mounts
+        if same:
+            raise VideoInputError(
+                f"output path '{path}' is the input video: writing there would replace the input. Choose "
+                "another output file."
+            )
+    folder = path.absolute().parent
+    while not folder.exists():  # missing folders are created by the writer, inside the nearest existing one
+        folder = folder.parent
+    if not folder.is_dir():
+        raise VideoInputError(f"cannot write '{path}': '{folder}' is a file, not a folder.")
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".hueflow-write-check-"):
+            pass
+    except OSError as e:
+        raise VideoInputError(
+            f"cannot write to the folder '{folder}' ({e.strerror or e}); choose an output path in a folder "
+            "you can write to."
+        ) from e
+    return path
+
+
 class VideoWriter:
-    """H.264 (libx264, yuv420p) mp4 writer.
+    """H.264 (libx264, yuv420p) video in the container ``path``'s extension names (`OUTPUT_FORMATS`: .mp4,
+    .m4v, .mov or .mkv); any other extension is refused with a `VideoInputError`.
 
     Frames go to a hidden temporary file next to ``path`` that is renamed into place only on a clean
     :meth:`close`, so a failure never leaves a partial output (``audio_from`` may even be ``path`` itself).
     yuv420p stores colour at half resolution, so odd widths/heights are padded by replicating the last
     column/row; the output is then one pixel larger than the frames in that dimension.
 
+    Frames are shown at ``fps``, or, with ``frame_times`` (a `VideoReader`'s ``info.frame_times``), at the
+    input's timestamps: a variable-frame-rate video keeps its timing and pauses. A frame without a recorded
+    timestamp follows the previous one at ``1 / fps``.
+
     ``audio_from`` copies the first audio stream of that file into the output, re-encoded to AAC, laid from
     t=0 and cut to the video's duration. A source without audio simply gives a silent output.
     """
 
     def __init__(
-        self, path: str | os.PathLike, fps: float, audio_from: str | None = None, crf: int = 18
+        self,
+        path: str | os.PathLike,
+        fps: float,
+        audio_from: str | None = None,
+        crf: int = 18,
+        frame_times: FrameTimes | None = None,
     ) -> None:
         if not (math.isfinite(fps) and fps > 0):
             raise VideoInputError(f"fps must be a positive number, got {fps}.")
         if not 0 <= crf <= 51:
             raise VideoInputError(f"crf must be in [0, 51] (lower is better quality), got {crf}.")
         self.path = os.fspath(path)
+        self._format = _output_format(self.path)
         self.fps = float(fps)
         self.crf = int(crf)
         self.frames_written = 0
         # limit_denominator keeps NTSC rates exact (29.97... -> 30000/1001) and timestamps integral.
         self._rate = Fraction(self.fps).limit_denominator(1001)
+        self._frame_times = frame_times
+        # The input's own time base carries its timestamps exactly (a too fine one is beyond what mp4 stores).
+        if frame_times is None:
+            self._time_base = 1 / self._rate
+        elif frame_times.time_base.denominator <= 1_000_000:
+            self._time_base = frame_times.time_base
+        else:
+            self._time_base = Fraction(1, 90000)
+        self._step = max(1, round(1 / (self._rate * self._time_base)))  # one frame at `fps`
+        self._last_pts = -1
+        self._end = 0  # where the video written so far ends, in `_time_base` units
         target = Path(self.path)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _write_error(self.path, e) from e
         self._tmp_path = str(target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
         self._container: Any = None
         self._size: tuple[int, int] | None = None
@@ -480,10 +745,10 @@ class VideoWriter:
 
     def _open(self, height: int, width: int) -> None:
         # faststart moves the index to the front so browsers can start playing before the download ends.
-        self._container = av.open(
-            self._tmp_path, "w", format="mp4", container_options={"movflags": "+faststart"}
-        )
+        options = {"movflags": "+faststart"} if self._format in ("mp4", "mov") else {}
+        self._container = av.open(self._tmp_path, "w", format=self._format, container_options=options)
         stream = self._container.add_stream("libx264", rate=self._rate)
+        stream.codec_context.time_base = stream.time_base = self._time_base
         stream.width, stream.height = width + width % 2, height + height % 2
         stream.pix_fmt = "yuv420p"
         # swscale converts RGB->YUV with BT.601 matrices; tag the stream so players decode with the same ones.
@@ -499,31 +764,48 @@ class VideoWriter:
         if self._audio is not None:
             self._audio.attach(self._container)
 
+    def _next_timestamp(self) -> tuple[int, int]:
+        """(pts, duration) of the next frame, in `_time_base` units: the input's, or right after the last."""
+        stamp = None if self._frame_times is None else self._frame_times.stamps.get(self.frames_written)
+        if stamp is None:
+            pts, duration = self._end, self._step
+        else:
+            scale = self._frame_times.time_base / self._time_base
+            pts, duration = round(stamp[0] * scale), round(stamp[1] * scale) or self._step
+        # Strictly increasing, whatever the input's timestamps: the muxer refuses anything else.
+        return max(pts, self._last_pts + 1), duration
+
     def write(self, frame: np.ndarray) -> None:
         """Append one RGB uint8 ``(H, W, 3)`` frame; every frame must have the first frame's size."""
         if self._closed:
             raise RuntimeError("VideoWriter is already closed.")
         frame = _as_rgb_uint8(frame, f"frame {self.frames_written}")
         height, width = frame.shape[:2]
-        if self._size is None:
-            self._size = (height, width)
-            self._open(height, width)
-        elif (height, width) != self._size:
-            raise VideoInputError(
-                f"frame {self.frames_written} is {width}x{height} but the video is "
-                f"{self._size[1]}x{self._size[0]}; all frames must share the first frame's size."
-            )
-        if height % 2 or width % 2:
-            frame = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-        video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
-        video_frame.pts, video_frame.time_base = self.frames_written, 1 / self._rate
-        self._container.mux(self._stream.encode(video_frame))
+        try:
+            if self._size is None:
+                self._size = (height, width)
+                self._open(height, width)
+            elif (height, width) != self._size:
+                raise VideoInputError(
+                    f"frame {self.frames_written} is {width}x{height} but the video is "
+                    f"{self._size[1]}x{self._size[0]}; all frames must share the first frame's size."
+                )
+            if height % 2 or width % 2:
+                frame = np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            pts, duration = self._next_timestamp()
+            video_frame.pts, video_frame.duration, video_frame.time_base = pts, duration, self._time_base
+            self._container.mux(self._stream.encode(video_frame))
+        except OSError as e:  # the file could not be created or written (permissions, read-only, full disk)
+            self.abort()
+            raise _write_error(self.path, e) from e
+        self._last_pts, self._end = pts, max(self._end, pts + duration)
         self.frames_written += 1
         if self._audio is not None:
-            self._audio.write_until(self.frames_written / self._rate)
+            self._audio.write_until(float(self._end * self._time_base))
 
     def close(self) -> None:
-        """Flush the encoders, finalise the mp4 and move it to ``path``."""
+        """Flush the encoders, finalise the file and move it to ``path``."""
         if self._closed:
             return
         try:
@@ -531,10 +813,13 @@ class VideoWriter:
                 raise VideoInputError(f"no frames were written to '{self.path}'; nothing to save.")
             self._container.mux(self._stream.encode(None))
             if self._audio is not None:
-                self._audio.write_until(self.frames_written / self._rate, final=True)
+                self._audio.write_until(float(self._end * self._time_base), final=True)
                 self._audio.close()
             self._container.close()
             os.replace(self._tmp_path, self.path)
+        except OSError as e:
+            self.abort()
+            raise _write_error(self.path, e) from e
         except BaseException:
             self.abort()
             raise
@@ -547,7 +832,8 @@ class VideoWriter:
             if resource is not None:
                 with contextlib.suppress(Exception):
                     resource.close()
-        with contextlib.suppress(FileNotFoundError):
+        # Never let the clean-up hide the error that caused it (e.g. a folder that cannot be written).
+        with contextlib.suppress(OSError):
             os.remove(self._tmp_path)
 
     def __enter__(self) -> VideoWriter:
@@ -573,7 +859,8 @@ def write_video(
     audio_from: str | None = None,
     crf: int = 18,
 ) -> str:
-    """Encode ``frames`` to an H.264 mp4 at ``path`` (see :class:`VideoWriter`) and return the path."""
+    """Encode ``frames`` as H.264 at ``path`` (.mp4, .m4v, .mov or .mkv; see :class:`VideoWriter`) and
+    return the path."""
     with VideoWriter(path, fps, audio_from=audio_from, crf=crf) as writer:
         for frame in frames:
             writer.write(frame)
@@ -583,9 +870,15 @@ def write_video(
 def output_writer(
     output_path: str | os.PathLike | None, info: VideoInfo
 ) -> contextlib.AbstractContextManager[VideoWriter | None]:
-    """A pipeline's writer for `output_path` (the input's frame rate, its audio muxed back), as a context
-    that finalises the file on success and leaves nothing behind on failure; a no-op (None) when no output
-    path was asked for."""
+    """A pipeline's writer for `output_path` (the input's timing and frame rate, its audio muxed back), as a
+    context that finalises the file on success and leaves nothing behind on failure; a no-op (None) when no
+    output path was asked for. The path is checked first (`check_output_path`): never the input itself."""
     if output_path is None:
         return contextlib.nullcontext()
-    return VideoWriter(output_path, fps=info.fps, audio_from=info.path if info.has_audio else None)
+    check_output_path(output_path, info.path)
+    return VideoWriter(
+        output_path,
+        fps=info.fps,
+        audio_from=info.path if info.has_audio else None,
+        frame_times=info.frame_times,
+    )

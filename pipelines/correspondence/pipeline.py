@@ -89,6 +89,10 @@ class CorrespondencePipeline(HueflowPipeline):
 
     # The names in `callback_kwargs` of `callback_on_frame_end` (`core.outputs.FrameCallback`).
     callback_frame_outputs = ("points", "masks")
+    dtype_note = (
+        "Its optical flow and label propagation are float32 code around a small encoder (about 1 M "
+        "parameters), so half precision would not make it faster."
+    )
 
     def __init__(
         self,
@@ -219,7 +223,8 @@ class CorrespondencePipeline(HueflowPipeline):
             processing_size: short side the encoder runs at (default from the config).
             output_type: "np" (arrays) or "pt" (tensors).
             output_path: also write an H.264 mp4 of the video with the tracks drawn on it.
-            generator: accepted for the common pipeline signature; tracking is deterministic.
+            generator: not used: tracking is deterministic (the same inputs give the same tracks); a
+                generator given warns that it has no effect.
             callback_on_frame_end: called as `fn(pipe, frame_index, callback_kwargs)` after each frame
                 (`core.outputs.FrameCallback`), with `callback_kwargs` holding the names of
                 `callback_frame_outputs`: "points", the frame's tracked points (N, 2) float32 x, y
@@ -227,6 +232,8 @@ class CorrespondencePipeline(HueflowPipeline):
                 when it is not tracked.
         """
         # 1. Open the video (the size the inputs are checked against) and check the inputs.
+        self.models_dtype()  # float32 only: refused here, not as a dtype mismatch inside the encoder
+        self.warn_unused_generator(generator, "tracking is deterministic")
         reader = VideoReader(video, max_frames=max_frames)
         height, width = reader.info.height, reader.info.width
         self.check_inputs(height, width, points, masks, processing_size, output_type, callback_on_frame_end)
