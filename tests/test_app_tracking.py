@@ -10,6 +10,8 @@ The clip (a textured rectangle sliding over a background) and the drawings are g
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -48,6 +50,8 @@ RED, GREEN = (230, 25, 75), (60, 180, 75)  # the first two brush colours
 ELEVEN_COLOURS = [(r, g, b) for r in (0, 128, 255) for g in (0, 128, 255) for b in (0, 128, 255)][1:12]
 # Output pixels this far from the input (mean over channels) are tinted by the overlay.
 MIN_TINT = 20
+# The progress bar's text: "Tracking: 3/8 frames", with the speed and the time left once two are done.
+PROGRESS_LINE = r"Tracking: (\d+)/(\d+) frames(, [\d.]+ frames/s, about \d+:\d\d left)?"
 
 
 def object_box(frame_index: int) -> tuple[int, int, int, int]:
@@ -172,6 +176,18 @@ def track(client: Client, media: dict[str, Path], video="video", editor="default
     return client.predict(video_file, editor, max_frames, points, api_name="/track")
 
 
+def progress_lines(job) -> list[str]:
+    """The progress bar's texts (`desc`) a submitted `gradio_client` job showed while it ran."""
+
+    async def updates() -> list:
+        return [update async for update in job]
+
+    units = [
+        unit for update in asyncio.run(updates()) for unit in getattr(update, "progress_data", None) or []
+    ]
+    return [unit.desc for unit in units if unit.desc]
+
+
 # ------------------------------------------------------------------------------------- with the app
 
 
@@ -250,6 +266,17 @@ def test_points_alone_and_max_frames(client, media):
     assert decode(video_path).shape[0] == 3
 
 
+def test_track_progress_counts_the_frames(client, media):
+    """The progress bar counts the frames tracked of the frames to track ("Tracking: 3/12 frames", with
+    the speed and the time left once two are done; the long clip is cut to the limit of 12), not the
+    pipeline's bare tqdm bar."""
+    job = client.submit(handle_file(str(media["long_video"])), drawing(media), 0, "", api_name="/track")
+    lines = progress_lines(job)
+    job.result()
+    counts = [match for match in map(partial(re.fullmatch, PROGRESS_LINE), lines) if match]
+    assert counts and {int(count[2]) for count in counts} == {MAX_FRAMES_LIMIT}, lines
+
+
 def test_video_over_the_frame_limit_tracks_its_beginning(client, media):
     video_path, summary = track(client, media, video="long_video")
 
@@ -315,6 +342,24 @@ def test_missing_model_gives_clear_error_and_is_retried(media, tmp_path):
         with pytest.raises(gr.Error, match="tracking model could not be loaded .no model folder at"):
             tab.track(str(media["video"]), value, progress=lambda *a, **k: None)
     assert not tab.pipeline.loaded
+
+
+def test_track_progress_shows_the_speed_and_the_time_left(media, tiny_model):
+    """`FrameProgress` is the call's `callback_on_frame_end`: its last line has the frame count, the speed
+    and the time left, in frames."""
+    from space.limits import Limits
+    from space.track_tab import TrackTab
+
+    calls = []
+    tab = TrackTab(tiny_model, Limits.detect())
+    value = {"background": None, "layers": [np.asarray(Image.open(media["layer"]))], "composite": None}
+    tab.track(str(media["video"]), value, progress=lambda *args, **kwargs: calls.append((args, kwargs)))
+
+    frames = [(args[0], kwargs["desc"]) for args, kwargs in calls if kwargs.get("unit") == "frames"]
+    assert frames[-1][0] == (NUM_FRAMES, NUM_FRAMES)
+    last = re.fullmatch(PROGRESS_LINE, frames[-1][1])
+    assert last and int(last[1]) == NUM_FRAMES and last[3], frames
+    assert last[3].endswith("about 0:00 left")
 
 
 def test_painted_mask_orders_objects_by_brush_colour():

@@ -29,18 +29,20 @@ from pipelines import (
     HueflowPipeline,
     PretrainedLoadError,
     PseudoVideoPipeline,
+    TGANPipeline,
     VideoInputError,
     ZeroToHeroPipeline,
 )
 from pipelines.core.hub import custom_pipeline_source
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
-# The shipped folders made loadable by Diffusers' generic loader (tgan-moving-digits is being retrained).
+# The shipped folders, each loadable by Diffusers' generic loader.
 SHIPPED = {
     "colormnet-lite": ColorMNetPipeline,
     "zero2hero-lite": ZeroToHeroPipeline,
     "pseudo-video-digits": PseudoVideoPipeline,
     "mer-correspondence": CorrespondencePipeline,
+    "tgan-moving-digits": TGANPipeline,
 }
 HALF = [torch.float16, torch.bfloat16]
 # Why each float32-only pipeline refuses half precision (its `dtype_note`, quoted in the message).

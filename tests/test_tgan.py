@@ -26,7 +26,12 @@ from pipelines.tgan import (
     weight_clip_,
 )
 from pipelines.tgan.clipping import clip_singular_values
-from pipelines.tgan.evaluate import class_consistency, inception_score
+from pipelines.tgan.evaluate import (
+    class_consistency,
+    confident_consistency,
+    inception_score,
+    shuffled_consistency,
+)
 from pipelines.tgan.evaluate import main as evaluate_main
 from pipelines.tgan.train import TGANModels, TrainingConfig, main, make_optimizer, train_step
 
@@ -367,6 +372,20 @@ def test_inception_score_and_class_consistency():
     assert class_consistency(steady) == 1.0
     flipping = np.eye(10)[[[3, 5, 3, 5], [1, 1, 1, 2]]]
     assert class_consistency(flipping) == pytest.approx((0.5 + 0.75) / 2)
+
+
+def test_consistency_against_shuffled_frames_and_over_confident_frames():
+    # 10 clips, each one digit throughout: shuffled between clips, a clip's frames mostly disagree.
+    kept = np.eye(10)[np.repeat(np.arange(10), 8).reshape(10, 8)]  # (V=10, T=8, 10)
+    assert class_consistency(kept) == 1.0
+    assert shuffled_consistency(kept) < 0.6
+    # A blurry frame (p = 0.5) that flips to another digit does not count against a kept identity.
+    blurry = np.full((1, 3, 10), 0.05)
+    blurry[0, [0, 1], 4], blurry[0, 2, 6] = 0.55, 0.55
+    sure = np.concatenate([np.eye(10)[[[4, 4, 4]]], blurry], axis=1)  # (1, 6, 10)
+    assert class_consistency(sure) == pytest.approx(5 / 6)
+    assert confident_consistency(sure) == 1.0
+    assert np.isnan(confident_consistency(blurry))  # no clip with two sure frames
 
 
 def test_evaluate_cli_scores_a_saved_pipeline(tmp_path):

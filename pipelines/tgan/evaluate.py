@@ -13,7 +13,9 @@ Figures, over `--num-videos` clips per model (and for real `MovingDigits` clips 
 - Inception-Score-style: exp(E_x KL(p(y|x) || p(y))) over all frames, p(y|x) the classifier's
   softmax. 10 is the most for 10 classes: every frame confidently one digit, all digits equally often;
 - class consistency over time: per clip, the share of frames whose most likely digit is the clip's
-  most frequent one, averaged over clips (1 when the digit keeps its identity through the clip);
+  most frequent one, averaged over clips (1 when the digit keeps its identity through the clip), beside
+  the same figure with the frames shuffled between clips (what it is when frames are unrelated), and
+  over the confidently classified frames only (blurry frames flip between digits even when kept);
 - classes covered (modes): how many of the 10 digits are the most frequent digit of at least
   `COVERAGE_SHARE` of the clips, and the share of frames the classifier is confident about (p >= 0.9);
 - motion: the mean absolute change between consecutive frames (pixel values in [0, 1]) and the mean
@@ -117,6 +119,30 @@ def class_consistency(probabilities: np.ndarray) -> float:
     return float(np.mean(shares))
 
 
+def shuffled_consistency(probabilities: np.ndarray, seed: int = 0) -> float:
+    """`class_consistency` with the frames shuffled between clips (each frame keeps its place in time):
+    what the consistency is when a clip's frames have nothing to do with each other, given how often each
+    digit is seen. A generator keeps a digit's identity only as far as it beats this."""
+    probabilities = np.asarray(probabilities)
+    rng = np.random.default_rng(seed)
+    shuffled = np.stack(
+        [probabilities[rng.permutation(len(probabilities)), t] for t in range(probabilities.shape[1])], 1
+    )
+    return class_consistency(shuffled)
+
+
+def confident_consistency(probabilities: np.ndarray, confident: float = 0.9) -> float:
+    """`class_consistency` over the frames the classifier is sure of (p >= `confident`), in clips with at
+    least two such frames: whether the frames that clearly show a digit show the same one."""
+    probabilities = np.asarray(probabilities)
+    shares = []
+    for clip in probabilities:
+        sure = clip[clip.max(axis=-1) >= confident].argmax(axis=-1)
+        if len(sure) >= 2:
+            shares.append(np.bincount(sure).max() / len(sure))
+    return float(np.mean(shares)) if shares else float("nan")
+
+
 @torch.no_grad()
 def frame_probabilities(
     classifier: DigitClassifier, videos: torch.Tensor, batch_size: int = 256
@@ -173,6 +199,8 @@ def scores(classifier: DigitClassifier, videos: torch.Tensor) -> dict:
     return {
         "inception_score": inception_score(probabilities.reshape(-1, probabilities.shape[-1])),
         "class_consistency": class_consistency(probabilities),
+        "shuffled_consistency": shuffled_consistency(probabilities),
+        "confident_consistency": confident_consistency(probabilities, CONFIDENT),
         "classes_covered": covered,
         "clips_per_class": clips_per_class,
         "confident_frames": float((probabilities.max(axis=-1) >= CONFIDENT).mean()),
@@ -281,13 +309,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"digit classifier: {results['classifier_accuracy']:.1%} on held-out frames")
     print(
-        "| clips | Inception-Score-style (max 10) | class consistency | classes covered | confident frames "
-        "| frame change | centroid step (px) | moving clips |"
+        "| clips | Inception-Score-style (max 10) | class consistency (frames shuffled between clips) "
+        "| consistency of confident frames | classes covered | confident frames | frame change "
+        "| centroid step (px) | moving clips |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, figures in [*results["models"].items(), ("real (MovingDigits)", results["real"])]:
         print(
             f"| {name} | {figures['inception_score']:.2f} | {figures['class_consistency']:.3f} "
+            f"({figures['shuffled_consistency']:.3f}) | {figures['confident_consistency']:.3f} "
             f"| {figures['classes_covered']} | {figures['confident_frames']:.3f} "
             f"| {figures['frame_change']:.4f} | {figures['centroid_step_px']:.2f} "
             f"| {figures['moving_share']:.3f} |"
