@@ -19,6 +19,7 @@ from PIL import Image
 
 from pipelines.cli import build_parser
 from pipelines.cli import main as cli_main
+from pipelines.colorization import ExemplarError
 from pipelines.core.video import VideoInputError, VideoReader, write_video
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -355,3 +356,39 @@ def test_a_url_is_reported_as_a_url_not_a_mangled_path(clip, exemplar, tmp_path,
     # An exemplar given as a URL, through the Python API: the same plain message.
     with pytest.raises(VideoInputError, match="image 'http://example.com/colours.jpg' is a URL"):
         make_tiny_colormnet()(str(clip), exemplars="http://example.com/colours.jpg")
+
+
+# 11 --------------------------------------------------------------------------------------------------------
+
+
+def test_a_keyframe_of_another_aspect_ratio_is_refused_and_one_of_another_size_is_resized(
+    clip, model, tmp_path, capsys
+):
+    video = make_colour_clip(num_frames=3, height=24, width=32)
+    pipe = make_tiny_colormnet()
+    square = video[0, :, 4:28]  # a 24x24 crop of frame 0: not that frame, uncropped
+    with pytest.raises(ExemplarError, match=r"Exemplar 1 is tied to frame 0 but is 24x24 \(aspect 1.000\)"):
+        pipe(video, exemplars=square, exemplar_frames=[0])
+    # As a free reference the crop is fine: it is aligned to the frame that shows its scene.
+    assert pipe(video, exemplars=square, output_type="np").frames.shape == (3, 24, 32, 3)
+    # The same aspect at twice the size: resized to the video's, and said so.
+    larger = np.asarray(Image.fromarray(video[0]).resize((64, 48)))
+    with pytest.warns(UserWarning, match=r"is 64x48 and the video 32x24: resizing the exemplar"):
+        pipe(video, exemplars=larger, exemplar_frames=[0])
+    # The command line says the same in one line, exit 2, before any frame is coloured.
+    crop = tmp_path / "crop.png"
+    Image.fromarray(square).save(crop)
+    out = tmp_path / "out.mp4"
+    args = ["colorize", str(clip), "--exemplar", str(crop), "--exemplar-frame", "0", "-o", str(out)]
+    capsys.readouterr()
+    assert cli(*args, "--model", model) == 2
+    last_line = capsys.readouterr().err.splitlines()[-1]  # after the loading bar
+    assert last_line.startswith("error: Exemplar 1 is tied to frame 0 but is 24x24")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("frames", [[1.5], 1.5, ["0"], [True]])
+def test_exemplar_frames_that_are_not_frame_numbers_are_refused(frames):
+    video = make_colour_clip(num_frames=3, height=24, width=32)
+    with pytest.raises(ValueError, match=r"frame index .* is not a frame number: give an integer"):
+        make_tiny_colormnet()(video, exemplars=video[0], exemplar_frames=frames)
