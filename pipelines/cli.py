@@ -83,22 +83,16 @@ def resolve_device(name: str | None) -> str:
     halfway through loading the model."""
     import torch
 
+    from .core.hub import device_problem
+
     if name is None:
         return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError) as e:
-        raise UsageError(f"--device {name!r} is not a device name ({e}); use cpu or cuda.") from e
-    if device.type != "cpu":
-        try:
-            torch.empty(1, device=device)  # the cheapest way to ask torch whether it can use the device
-        except (AssertionError, RuntimeError) as e:
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UsageError(
-                f"--device {name}: this machine has no usable {device.type} device ({reason}). Use --device "
-                "cpu, or leave --device out to use a GPU only when there is one."
-            ) from e
-    return str(device)
+    problem = device_problem(name)
+    if problem:
+        raise UsageError(
+            f"--device {name}: {problem} Leave --device out to use a GPU only when there is one."
+        )
+    return str(torch.device(name))
 
 
 def load_pipeline(pipeline_class: Any, model: str, device: str) -> Any:

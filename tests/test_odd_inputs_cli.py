@@ -20,6 +20,7 @@ from PIL import Image
 from pipelines.cli import build_parser
 from pipelines.cli import main as cli_main
 from pipelines.colorization import ExemplarError
+from pipelines.core.hub import device_problem
 from pipelines.core.video import VideoInputError, VideoReader, write_video
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -279,10 +280,21 @@ def test_device_cuda_without_a_gpu_is_a_message(clip, exemplar, tmp_path, capsys
     assert capsys.readouterr().err.startswith("error: --device cuda: this machine has no usable cuda device")
 
 
+def test_pipe_to_a_device_this_machine_lacks_is_a_message():
+    pipe = make_tiny_colormnet()
+    if not device_problem("cuda"):
+        pytest.skip("this machine has a usable cuda device")
+    with pytest.raises(ValueError, match=r"pipe.to\('cuda'\): this machine has no usable cuda device"):
+        pipe.to("cuda")
+    with pytest.raises(ValueError, match="'gpu0' is not a device name"):
+        pipe.to(device="gpu0")
+    assert pipe.to("cpu") is pipe
+
+
 def test_device_that_is_not_a_device_name(clip, exemplar, tmp_path, capsys):
     out = str(tmp_path / "out.mp4")
     assert cli("colorize", str(clip), "--exemplar", exemplar, "-o", out, "--device", "gpu0", *NO_MODEL) == 2
-    assert capsys.readouterr().err.startswith("error: --device 'gpu0' is not a device name")
+    assert capsys.readouterr().err.startswith("error: --device gpu0: 'gpu0' is not a device name")
 
 
 # 8 ---------------------------------------------------------------------------------------------------------

@@ -157,6 +157,26 @@ def saved_class_name(config: dict[str, Any]) -> str | None:
     return name
 
 
+# -- devices -------------------------------------------------------------------------------------
+
+
+def device_problem(device: str | torch.device) -> str | None:
+    """Why torch cannot use `device` on this machine (not a device name, or a GPU it does not have), in
+    words that say what to use instead; None when it can."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, ValueError) as error:
+        return f"{str(device)!r} is not a device name ({error}); use cpu or cuda."
+    if device.type == "cpu":
+        return None
+    try:
+        torch.empty(1, device=device)  # the cheapest way to ask torch whether it can use the device
+    except (AssertionError, RuntimeError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return f"this machine has no usable {device.type} device ({reason}). Use cpu."
+    return None
+
+
 # -- dtypes --------------------------------------------------------------------------------------
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
@@ -204,10 +224,14 @@ class HueflowPipeline(DiffusionPipeline):
 
     def to(self, *args: Any, **kwargs: Any) -> HueflowPipeline:
         # Refused here rather than at the first call, where it would surface as a dtype mismatch deep
-        # inside a model.
-        for value in [*args, kwargs.get("dtype")]:
+        # inside a model; a device torch cannot use here as a sentence, not torch's AssertionError.
+        for value in [*args, kwargs.get("dtype"), kwargs.get("device")]:
             if isinstance(value, torch.dtype):
                 self.check_dtype(value)
+            elif isinstance(value, (str, torch.device)):
+                unusable = device_problem(value)
+                if unusable:
+                    raise ValueError(f"pipe.to({str(value)!r}): {unusable}")
         return super().to(*args, **kwargs)
 
     def models_dtype(self) -> torch.dtype:
