@@ -20,7 +20,9 @@ Environment variables:
     HUEFLOW_TGAN_MODEL: a model folder or Hub repo id instead of `checkpoints/tgan-moving-digits`
         (the Video GAN tab's model).
     HUEFLOW_MAX_FRAMES, HUEFLOW_MAX_SIDE, ...: override the hardware limits (see `space/limits.py`).
-    HUEFLOW_CACHE_DIR: where examples and results are written (default: the system temp folder).
+    HUEFLOW_CACHE_DIR: where examples and results are written (default: <system temp>/hueflow). The
+        examples are served from there in place, never copied into Gradio's shared temp folder, so another
+        Gradio process on the machine cannot delete them when it shuts down.
 """
 
 from __future__ import annotations
