@@ -37,8 +37,9 @@ def compose_lab(luminance: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
 
 def frame_to_tensor(frame: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """RGB uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1]."""
-    # as_tensor copies a read-only array (Pillow's np.asarray(image)) instead of warning about it.
-    tensor = torch.as_tensor(np.ascontiguousarray(frame), device=device)
+    # Copied only when read-only (Pillow's np.asarray(image)) or not contiguous: torch warns about sharing
+    # a read-only array's memory.
+    tensor = torch.from_numpy(np.require(frame, requirements=("C", "W"))).to(device)
     return tensor.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
