@@ -22,6 +22,7 @@ from pipelines.core.reanchoring import (
     AnchoredColour,
     AnchoringConfig,
     align_to_frames,
+    keep_small_changes,
     lowest,
     take,
     warp_to_frame,
@@ -172,6 +173,36 @@ def test_content_that_matches_nothing_takes_the_fallback():
     lenient = AnchoredColour(AnchoringConfig(fallback_error=100.0))
     lenient.add_anchor(crop(luminance), crop(ab))
     assert (lenient.step(frame, fallback)[1][inside] != SOURCE_FALLBACK).all()
+
+
+def test_keep_small_changes_keeps_the_previous_colour_only_below_the_threshold_where_it_matches():
+    previous = torch.zeros(1, 2, 1, 4)
+    ab = torch.tensor([[[[1.5, -1.9, 2.0, 1.0]], [[0.0, 0.5, 0.0, -1.0]]]])
+    matches = torch.tensor([[[[True, True, True, False]]]])
+    kept = keep_small_changes(ab, previous, matches, threshold=2.0)
+    # Pixels 0 and 1 changed by less than 2 in both channels: kept; pixel 2 changed by 2 in a: changes;
+    # pixel 3 changed little but its previous pixel is other content: changes.
+    assert torch.equal(kept[..., :2], previous[..., :2])
+    assert torch.equal(kept[..., 2:], ab[..., 2:])
+
+
+@pytest.mark.parametrize("offset, kept", [(1.0, True), (3.0, False)])
+def test_hysteresis_keeps_a_colour_within_a_just_noticeable_difference(offset, kept):
+    """A still frame after a keyframe whose given colour is the anchor's plus `offset` ab units: the held
+    anchor colour wins the choice, but a difference below `colour_hysteresis` (2) is flicker and the
+    given colour stays; a larger one is content and the anchor's colour replaces it. Off (0), the anchor's
+    colour always replaces it. (No colour-change weight, which would also favour the given colour.)"""
+    luminance, ab = smooth_scene(seed=5)
+    outputs = {}
+    for hysteresis in (2.0, 0.0):
+        config = AnchoringConfig(colour_hysteresis=hysteresis, colour_change_weight=0.0)
+        anchoring = AnchoredColour(config)
+        anchoring.add_anchor(crop(luminance), crop(ab))
+        anchoring.given(crop(luminance), crop(ab) + offset, anchor_index=0)
+        outputs[hysteresis] = anchoring.step(crop(luminance), grey_fallback())[0]
+    inner = outputs[2.0][INTERIOR]
+    assert torch.allclose(inner, crop(ab + offset if kept else ab)[INTERIOR], atol=1e-3)
+    assert torch.allclose(outputs[0.0][INTERIOR], crop(ab)[INTERIOR], atol=1e-3)
 
 
 def test_zero_temperature_is_a_hard_choice_that_a_positive_one_blends():

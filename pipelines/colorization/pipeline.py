@@ -158,6 +158,8 @@ class ColorMNetPipeline(HueflowPipeline):
         hold_positions: bool = AnchoringConfig.hold_positions,
         direct_every: int = AnchoringConfig.direct_every,
         refine_flow_preset: str = AnchoringConfig.refine_flow_preset,
+        colour_hysteresis: float = AnchoringConfig.colour_hysteresis,
+        hysteresis_max_error: float = AnchoringConfig.hysteresis_max_error,
         align_free_references: bool = True,
     ) -> None:
         super().__init__()
@@ -183,6 +185,8 @@ class ColorMNetPipeline(HueflowPipeline):
             hold_positions=hold_positions,
             direct_every=direct_every,
             refine_flow_preset=refine_flow_preset,
+            colour_hysteresis=colour_hysteresis,
+            hysteresis_max_error=hysteresis_max_error,
             align_free_references=align_free_references,
         )
 
@@ -199,6 +203,8 @@ class ColorMNetPipeline(HueflowPipeline):
             hold_positions=self.config.hold_positions,
             direct_every=self.config.direct_every,
             refine_flow_preset=self.config.refine_flow_preset,
+            colour_hysteresis=self.config.colour_hysteresis,
+            hysteresis_max_error=self.config.hysteresis_max_error,
         )
 
     def local_attention_config(self) -> LocalAttentionConfig:

@@ -27,7 +27,11 @@ between the frame and what the candidate read (`mean_absolute_patch_difference`,
    previous output wins a tie with it.
 
 Each candidate's error also grows with its colour's distance from the previous output's colour along the
-flow (`colour_change_weight`), so a surface changes colour only where the luminance clearly says so.
+flow (`colour_change_weight`), so a surface changes colour only where the luminance clearly says so. Last,
+**hysteresis**: where the previous output's pixel matches this one (`hysteresis_max_error`) and the chosen
+colour differs from its colour by less than `colour_hysteresis` ab units, that colour is kept: a change
+below a just-noticeable colour difference is flicker (candidates reading an anchor a fraction of a pixel
+apart), not content.
 
 A hard choice per pixel by default (`blend_temperature` blends near-equal candidates): a blend of a
 right and a wrong colour is a grey one, and a blend changes from frame to frame (flicker). On the
@@ -91,6 +95,12 @@ class AnchoringConfig:
         iso-luminant surfaces (a gradient: flow slides along it) cannot move a still surface's colour.
     direct_every: the direct flow to each anchor runs on every this-many-th frame only (it recovers what
         the chain lost, which need not happen on every frame; the flows are most of the cost).
+    colour_hysteresis: a pixel keeps the previous output's colour (moved along the flow) when the chosen
+        colour differs from it by less than this many ab units in both a and b (0: off). About 2 is a
+        just-noticeable difference (CIE delta E 2.3). Chosen on the validation scenes: 2 lowered their CDC
+        by 0.65 % for 0.03 dB of PSNR and raised PSNR on both real videos.
+    hysteresis_max_error: ... and when the previous frame's pixel there matches this one's luminance within
+        this mean |L difference| (L units): elsewhere the previous colour belongs to other content.
     """
 
     window: int = 7
@@ -103,6 +113,8 @@ class AnchoringConfig:
     refine_flow_preset: str = "medium"
     hold_positions: bool = True
     direct_every: int = 4
+    colour_hysteresis: float = 2.0
+    hysteresis_max_error: float = 2.0
 
 
 @dataclass
@@ -163,18 +175,18 @@ class AnchoredColour:
         codes, colours, errors = [], [], []
         moved = None  # each pixel's place in the previous output frame
         previous_colour = None  # (1, 2, H, W): the previous output's colour there
+        previous_match = None  # (1, 1, H, W): how well the previous frame's luminance there matches
         if self.previous is not None:
             previous_luminance, previous_ab, previous_error = self.previous
             moved = grid + self._flow(luminance, previous_luminance)
             read = sample_at(torch.cat([previous_luminance, previous_ab, previous_error], dim=1), moved)
             previous_colour = read[:, 1:3]
+            previous_match = self._error(luminance, read[:, :1])
             codes.append(SOURCE_PREVIOUS)
             colours.append(previous_colour)
             # No better than the match it came from: a colour the fallback gave stays beatable by an anchor
             # (a free reference aligned to a later frame takes over there).
-            errors.append(
-                torch.maximum(self._error(luminance, read[:, :1]) + config.chain_penalty, read[:, 3:])
-            )
+            errors.append(torch.maximum(previous_match + config.chain_penalty, read[:, 3:]))
         for number, anchor in enumerate(self.anchors):
             kinds, positions = [], []
             if anchor.positions is not None and moved is not None:
@@ -216,10 +228,23 @@ class AnchoredColour:
             ab = (weights[:, :, None] * colours).sum(dim=1)
         else:
             ab = take(colours, choice)
+        if previous_colour is not None and config.colour_hysteresis > 0:
+            ab = keep_small_changes(
+                ab, previous_colour, previous_match <= config.hysteresis_max_error, config.colour_hysteresis
+            )
         self.previous = (luminance, ab, take(torch.stack(match_errors, dim=1), choice))
         self.steps += 1
         source = torch.tensor(codes, device=choice.device)[choice]
         return ab, source
+
+
+def keep_small_changes(
+    ab: torch.Tensor, previous_ab: torch.Tensor, matches: torch.Tensor, threshold: float
+) -> torch.Tensor:
+    """ab, previous_ab (B, 2, H, W), matches (B, 1, H, W) bool -> ab with `previous_ab` kept wherever it
+    matches and neither channel changed by `threshold` or more (colour hysteresis)."""
+    small = (ab - previous_ab).abs().amax(dim=1, keepdim=True) < threshold
+    return torch.where(small & matches, previous_ab, ab)
 
 
 def lowest(errors: list[torch.Tensor]) -> torch.Tensor:
