@@ -16,6 +16,7 @@ from pipelines import TGANPipeline
 from pipelines.core.video import write_video
 from pipelines.tgan import (
     ClipFolder,
+    IdentitySwappedDigits,
     MovingDigits,
     TGANCritic,
     TGANImageGenerator,
@@ -33,7 +34,16 @@ from pipelines.tgan.evaluate import (
     shuffled_consistency,
 )
 from pipelines.tgan.evaluate import main as evaluate_main
-from pipelines.tgan.train import TGANModels, TrainingConfig, main, make_optimizer, train_step
+from pipelines.tgan.train import (
+    TGANModels,
+    TrainingConfig,
+    critic_update,
+    fake_videos,
+    main,
+    make_optimizer,
+    parse_args,
+    train_step,
+)
 
 FRAMES, SIZE, Z = 4, 16, 8
 TINY_CLI = [
@@ -204,6 +214,29 @@ def test_moving_digits_are_deterministic_in_range_and_move():
         data[3]
 
 
+def test_identity_swapped_clips_follow_the_real_paths_and_change_the_digit_at_one_frame():
+    """A negative clip is the real clip until its swap frame (same digit, same path) and another digit on
+    the same path from there on: every later frame differs, every earlier one is equal."""
+    data = MovingDigits(num_clips=6, num_frames=8, image_size=32, num_digits=(1,), seed=3)
+    swap_frames = set()
+    for index in range(6):
+        real = data[index]
+        swapped, labels = data.clip_with_labels(index, identity_swap=True)
+        assert labels == data.clip_with_labels(index)[1]  # the labels before the swap
+        equal = [torch.equal(a, b) for a, b in zip(real, swapped, strict=True)]
+        swap = equal.index(False)
+        assert 1 <= swap < 8 and not any(equal[swap:])
+        swap_frames.add(swap)
+        # The same path: the new digit's ink stays within the old digit's box, moved alike.
+        for frame_real, frame_swapped in zip(real[swap:], swapped[swap:], strict=True):
+            ys, xs = torch.nonzero(frame_real[0] > -1, as_tuple=True)
+            ys2, xs2 = torch.nonzero(frame_swapped[0] > -1, as_tuple=True)
+            centre, centre2 = torch.stack([ys, xs]).float().mean(1), torch.stack([ys2, xs2]).float().mean(1)
+            assert (centre - centre2).abs().max() < data.digit_size / 2
+        assert torch.equal(IdentitySwappedDigits(6, 8, 32, (1,), seed=3)[index], swapped)
+    assert len(swap_frames) > 1  # the swap frame is drawn per clip
+
+
 def test_clip_folder_reads_square_windows_of_consecutive_frames(tmp_path):
     frames = np.zeros((10, 48, 64, 3), np.uint8)
     for t in range(10):
@@ -247,6 +280,54 @@ def test_training_step_updates_the_networks_and_clips_the_critic():
         assert not torch.equal(parameter, next(getattr(models, name).parameters())), name
     assert max(largest_singular_values(models.critic)) <= 1 + 1e-4
     assert all(p.requires_grad for p in models.critic.parameters())
+
+
+def test_critic_update_counts_negative_clips_as_fakes():
+    """With negatives, the critic's loss is E[critic(generated + negatives)] - E[critic(real)]: the
+    negatives take their share of the fake batch."""
+    models = tiny_models()
+    digits = MovingDigits(num_clips=4, num_frames=FRAMES, image_size=SIZE, num_digits=(1,))
+    swapped = IdentitySwappedDigits(num_clips=4, num_frames=FRAMES, image_size=SIZE, num_digits=(1,))
+    real = torch.stack([digits[0], digits[1], digits[2]])  # (3, T, 1, S, S)
+    negatives = swapped[3][None]  # (1, T, 1, S, S)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        fake = torch.cat([fake_videos(models, 2, torch.device("cpu")), negatives.transpose(1, 2)])
+        expected = (models.critic(fake).mean() - models.critic(real.transpose(1, 2)).mean()).item()
+        fake_only = (
+            models.critic(fake_videos(models, 3, torch.device("cpu"))).mean()
+            - models.critic(real.transpose(1, 2)).mean()
+        ).item()
+    torch.manual_seed(5)
+    optimizer = make_optimizer(models.critic.parameters(), "rmsprop", 1e-3)
+    loss, _ = critic_update(models, optimizer, real, Accelerator(cpu=True), negatives)
+    assert loss == pytest.approx(expected, rel=1e-5, abs=1e-7)
+    assert loss != pytest.approx(fake_only, rel=1e-5, abs=1e-7)
+
+
+def test_cli_trains_with_identity_swaps_and_rejects_bad_fractions(tmp_path):
+    main(
+        [
+            "--output-dir",
+            str(tmp_path),
+            "--steps",
+            "2",
+            *TINY_CLI,
+            "--batch-size",
+            "4",
+            "--identity-swaps",
+            "0.5",
+        ]
+    )
+    saved = json.loads((tmp_path / "training_state" / "step.json").read_text())
+    assert saved["step"] == 2 and saved["args"]["identity_swaps"] == 0.5
+    for bad in (
+        ["--identity-swaps", "1"],
+        ["--identity-swaps", "-0.1"],
+        ["--identity-swaps", "0.5", "--data", "x"],
+    ):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
 
 
 def test_cli_trains_logs_resumes_and_saves_a_loadable_pipeline(tmp_path):

@@ -70,8 +70,13 @@ class MovingDigits(Dataset):
     def __len__(self) -> int:
         return self.num_clips
 
-    def clip_with_labels(self, index: int) -> tuple[torch.Tensor, list[int]]:
-        """Clip `index` (T, 1, S, S) in [-1, 1] and the class of each digit in it."""
+    def clip_with_labels(self, index: int, identity_swap: bool = False) -> tuple[torch.Tensor, list[int]]:
+        """Clip `index` (T, 1, S, S) in [-1, 1] and the class of each digit in it.
+
+        With `identity_swap`, a clip that real data never shows: on the same paths, every digit turns
+        into a digit of another class at one frame (drawn from 1..T-1) and stays so; the labels are those
+        before the swap. It is a negative example of "a digit keeps its identity" for the critic
+        (`train.py --identity-swaps`)."""
         if not 0 <= index < self.num_clips:
             raise IndexError(f"clip {index} out of range [0, {self.num_clips})")
         rng = np.random.default_rng([self.seed, self.first_index + index])
@@ -84,9 +89,15 @@ class MovingDigits(Dataset):
         angle = rng.uniform(0, 2 * np.pi, size=count)
         speed = rng.uniform(*SPEED_RANGE, size=count) * size
         velocity = np.stack([np.sin(angle), np.cos(angle)], axis=1) * speed[:, None]
+        swapped, swap_frame = chosen, self.num_frames
+        if identity_swap:
+            # Drawn after the clip's own numbers: a swapped clip follows the paths of clip `index`.
+            swap_frame = int(rng.integers(1, max(2, self.num_frames)))
+            swapped = np.array([rng.choice(np.flatnonzero(labels != labels[i])) for i in chosen])
         frames = np.zeros((self.num_frames, size, size), np.float32)
         for t in range(self.num_frames):
-            for sprite_index, (y, x) in zip(chosen, np.rint(position).astype(int), strict=True):
+            shown = chosen if t < swap_frame else swapped
+            for sprite_index, (y, x) in zip(shown, np.rint(position).astype(int), strict=True):
                 window = frames[t, y : y + digit, x : x + digit]
                 np.maximum(window, sprites[sprite_index], out=window)  # overlapping digits: brighter wins
             position += velocity
@@ -101,6 +112,14 @@ class MovingDigits(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         return self.clip_with_labels(index)[0]
+
+
+class IdentitySwappedDigits(MovingDigits):
+    """`MovingDigits` whose every clip changes its digits' class at one frame (`clip_with_labels` with
+    `identity_swap`): negative clips for the critic."""
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.clip_with_labels(index, identity_swap=True)[0]
 
 
 def _is_clip(path: Path) -> bool:

@@ -13,6 +13,11 @@ to <= 1 every `--svc-every` critic steps (the paper: 5), `weight` clamps every c
 [-0.01, 0.01] after every critic step (plain WGAN), `none` does neither. RMSprop at 5e-5 for all
 three networks, as the authors' release (`--optimizer adam` for comparisons).
 
+`--identity-swaps F` (bouncing digits only) is negative data augmentation (Sinha et al., "Negative Data
+Augmentation", ICLR 2021): that fraction of each critic batch's generated clips is replaced by real clips
+whose digit turns into another digit mid-clip (`data.IdentitySwappedDigits`), so the critic learns that
+a digit changing its identity is fake, which the generated clips did (the critic alone did not learn it).
+
 Every step appends a line to OUTPUT_DIR/training_log.jsonl (critic and generator loss, the
 Wasserstein estimate, seconds; every `--log-every` steps also the largest singular value of each critic
 layer), so stability can be compared across seeds and clipping modes; a
@@ -44,7 +49,7 @@ from ..core.training import (
     training_steps,
 )
 from .clipping import layer_spectral_norms, singular_value_clip_, weight_clip_
-from .data import ClipFolder, MovingDigits
+from .data import ClipFolder, IdentitySwappedDigits, MovingDigits
 from .modeling import (
     TGANCritic,
     TGANImageGenerator,
@@ -71,6 +76,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--svc-every", type=int, default=5, help="critic steps between singular value clips")
     parser.add_argument("--weight-clip", type=float, default=0.01, help="bound of --clipping weight")
     parser.add_argument("--critic-steps", type=int, default=1, help="critic updates per generator update")
+    parser.add_argument(
+        "--identity-swaps",
+        type=float,
+        default=0.0,
+        help="fraction of the critic's fake clips replaced by real clips whose digit changes class mid-clip "
+        "(negative data augmentation; bouncing digits only; default 0)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--image-size", type=int, default=64)
@@ -98,6 +110,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("svc_every", "critic_steps", "steps", "batch_size", "threads", "save_every", "log_every"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 <= args.identity_swaps < 1:
+        parser.error("--identity-swaps must be in [0, 1)")
+    if args.batch_size - round(args.identity_swaps * args.batch_size) < 2:
+        parser.error("--identity-swaps leaves fewer than 2 generated clips per batch (batch norm needs 2)")
+    if args.identity_swaps and args.data:
+        parser.error("--identity-swaps is for the bouncing digits; it cannot be used with --data")
     return args
 
 
@@ -171,11 +189,17 @@ def critic_update(
     optimizer: torch.optim.Optimizer,
     real: torch.Tensor,
     accelerator: Accelerator,
+    negatives: torch.Tensor | None = None,
 ) -> tuple[float, float]:
-    """One critic step on real clips (B, T, C, H, W) against as many generated ones: minimise
-    E[critic(fake)] - E[critic(real)]. Returns (critic loss, mean critic score of the real clips)."""
+    """One critic step on real clips (B, T, C, H, W) against as many fake ones: minimise
+    E[critic(fake)] - E[critic(real)]. The fakes are generated, except for `negatives` (N, T, C, H, W), N < B,
+    real-looking clips that must count as fake (negative data augmentation), which take N of the places.
+    Returns (critic loss, mean critic score of the real clips)."""
+    num_negatives = 0 if negatives is None else negatives.shape[0]
     with torch.no_grad():
-        fake = fake_videos(models, real.shape[0], real.device)
+        fake = fake_videos(models, real.shape[0] - num_negatives, real.device)  # (B - N, C, T, H, W)
+    if num_negatives:
+        fake = torch.cat([fake, negatives.transpose(1, 2)])
     optimizer.zero_grad(set_to_none=True)
     # Separate passes, as the paper's release: batch norm normalises real and fake clips each on their own.
     real_scores = models.critic(real.transpose(1, 2))
@@ -210,6 +234,7 @@ class TrainingConfig:
     svc_every: int = 5
     weight_clip: float = 0.01
     critic_steps: int = 1
+    identity_swaps: float = 0.0  # the fraction of fake clips that are identity-swapped real ones
 
 
 def train_step(
@@ -220,14 +245,19 @@ def train_step(
     config: TrainingConfig,
     critic_steps_done: int,
     accelerator: Accelerator,
+    negative_batches: Iterator[torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """`config.critic_steps` critic updates (each on the next real batch (B, T, C, H, W), each followed by
     the clipping due) and one generator update. `critic_steps_done` counts critic updates before this
-    step (it times SVC). Returns the step's log record."""
+    step (it times SVC). With `config.identity_swaps`, each critic update takes that fraction of its fakes
+    from `negative_batches` (B, T, C, H, W). Returns the step's log record."""
     critic_losses, real_scores, clipped = [], [], 0
     for _ in range(config.critic_steps):
         real = next(real_batches)
-        loss, real_score = critic_update(models, critic_optimizer, real, accelerator)
+        negatives = None
+        if config.identity_swaps and negative_batches is not None:
+            negatives = next(negative_batches)[: round(config.identity_swaps * real.shape[0])]
+        loss, real_score = critic_update(models, critic_optimizer, real, accelerator, negatives)
         critic_losses.append(loss)
         real_scores.append(real_score)
         critic_steps_done += 1
@@ -268,6 +298,23 @@ def training_data(args: argparse.Namespace, first_clip: int) -> torch.utils.data
     )
 
 
+# Negative clips are drawn from their own stream of bouncing digits, not the real clips' paths.
+NEGATIVE_SEED_OFFSET = 1_000_003
+
+
+def negative_data(args: argparse.Namespace, first_clip: int) -> IdentitySwappedDigits:
+    """The critic's negative clips for `--identity-swaps`: identity-swapped bouncing digits numbered from
+    `first_clip`, a whole batch per critic step (each step uses the first part of it)."""
+    return IdentitySwappedDigits(
+        num_clips=args.steps * args.critic_steps * args.batch_size,
+        num_frames=args.frames,
+        image_size=args.image_size,
+        num_digits=args.num_digits,
+        seed=args.seed + NEGATIVE_SEED_OFFSET,
+        first_index=first_clip,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -280,14 +327,20 @@ def main(argv: list[str] | None = None) -> None:
     generator_optimizer = make_optimizer(models.generator_parameters(), args.optimizer, args.lr)
     critic_optimizer = make_optimizer(models.critic.parameters(), args.optimizer, args.lr)
     clips_per_step = args.critic_steps * args.batch_size * accelerator.num_processes
-    loader = DataLoader(
-        training_data(args, first_clip=(saved["step"] if saved else 0) * clips_per_step),
-        batch_size=args.batch_size,
-        shuffle=bool(args.data),  # the digits are random already; in order, a resumed run continues
-        num_workers=args.num_workers,
-        drop_last=True,
-        persistent_workers=args.num_workers > 0,
-    )
+    first_clip = (saved["step"] if saved else 0) * clips_per_step
+
+    def loader_of(dataset: torch.utils.data.Dataset) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=args.batch_size,
+            shuffle=bool(args.data),  # the digits are random already; in order, a resumed run continues
+            num_workers=args.num_workers,
+            drop_last=True,
+            persistent_workers=args.num_workers > 0,
+        )
+
+    loader = loader_of(training_data(args, first_clip))
+    negative_loader = loader_of(negative_data(args, first_clip)) if args.identity_swaps else None
     *networks, generator_optimizer, critic_optimizer, loader = accelerator.prepare(
         models.temporal_generator,
         models.image_generator,
@@ -296,6 +349,8 @@ def main(argv: list[str] | None = None) -> None:
         critic_optimizer,
         loader,
     )
+    if negative_loader is not None:
+        negative_loader = accelerator.prepare(negative_loader)
     models = TGANModels(*networks)
     done = resume_run(accelerator, args.output_dir, args) if saved else 0
     step_log = StepLog(accelerator, args.output_dir, resumed=done > 0)
@@ -306,11 +361,14 @@ def main(argv: list[str] | None = None) -> None:
             image_generator=accelerator.unwrap_model(models.image_generator),
         )
 
-    config = TrainingConfig(args.clipping, args.svc_every, args.weight_clip, args.critic_steps)
+    config = TrainingConfig(
+        args.clipping, args.svc_every, args.weight_clip, args.critic_steps, args.identity_swaps
+    )
     for module in (models.temporal_generator, models.image_generator, models.critic):
         module.train()
     budget = RunBudget(args.steps, args.max_minutes)
     real_batches = endless(loader)
+    negative_batches = endless(negative_loader) if negative_loader is not None else None
     for step in training_steps(accelerator, args, budget, done, pipeline):
         started = time.monotonic()
         critic_steps_done = (step - 1) * args.critic_steps  # before this step: it times SVC
@@ -322,6 +380,7 @@ def main(argv: list[str] | None = None) -> None:
             config,
             critic_steps_done,
             accelerator,
+            negative_batches,
         )
         record = {"step": step, **record, "seconds": round(time.monotonic() - started, 4)}
         if step % args.log_every == 0:
