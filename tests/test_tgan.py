@@ -195,6 +195,25 @@ def test_image_generator_and_critic_shapes():
 # --- data ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("slow_every_layer", [False, True])
+def test_slow_every_layer_lets_z0_reach_the_upsampling_layers(slow_every_layer):
+    """With the first layer's z0 path cut (its weights zero), frames depend on z0 only through the
+    per-layer modulation: they do with `slow_every_layer`, not without; a model without it has no
+    modulation weights (saved checkpoints keep their state dict)."""
+    torch.manual_seed(0)
+    generator = TGANImageGenerator(
+        z_slow_dim=Z, z_fast_dim=Z, image_size=SIZE, base_channels=16, init_scale=0.5,
+        slow_every_layer=slow_every_layer,
+    ).eval()  # fmt: skip
+    nn.init.zeros_(generator.slow[0].weight)
+    z_fast = torch.rand(1, Z).expand(2, Z)
+    frames = generator(torch.rand(2, Z) * 2 - 1, z_fast)
+    assert frames.shape == (2, 1, SIZE, SIZE)
+    assert (not torch.allclose(frames[0], frames[1], atol=1e-6)) == slow_every_layer
+    assert (len(generator.slow_modulation) == 2) == slow_every_layer  # 16 px from 4: two upsamplings
+    assert not any("slow_modulation" in key for key in TGANImageGenerator().state_dict())
+
+
 def test_moving_digits_are_deterministic_in_range_and_move():
     data = MovingDigits(num_clips=3, num_frames=8, image_size=32, num_digits=(2,), seed=1)
     clip, labels = data.clip_with_labels(0)
@@ -305,22 +324,13 @@ def test_critic_update_counts_negative_clips_as_fakes():
     assert loss != pytest.approx(fake_only, rel=1e-5, abs=1e-7)
 
 
-def test_cli_trains_with_identity_swaps_and_rejects_bad_fractions(tmp_path):
-    main(
-        [
-            "--output-dir",
-            str(tmp_path),
-            "--steps",
-            "2",
-            *TINY_CLI,
-            "--batch-size",
-            "4",
-            "--identity-swaps",
-            "0.5",
-        ]
-    )
+def test_cli_trains_with_identity_swaps_and_slow_every_layer_and_rejects_bad_fractions(tmp_path):
+    options = ["--batch-size", "4", "--identity-swaps", "0.5", "--slow-every-layer"]
+    main(["--output-dir", str(tmp_path), "--steps", "2", *TINY_CLI, *options])
     saved = json.loads((tmp_path / "training_state" / "step.json").read_text())
     assert saved["step"] == 2 and saved["args"]["identity_swaps"] == 0.5
+    pipe = TGANPipeline.from_pretrained(tmp_path)
+    assert pipe.image_generator.config.slow_every_layer and len(pipe.image_generator.slow_modulation) == 2
     for bad in (
         ["--identity-swaps", "1"],
         ["--identity-swaps", "-0.1"],

@@ -127,6 +127,10 @@ class TGANImageGenerator(ModelMixin, ConfigMixin):
     Each latent goes through a linear layer to base_channels/2 maps of bottom_width^2; the two halves are
     concatenated and upsampled by stride-2 transposed convs (channels halve each time) to image_size,
     then a 3x3 transposed conv and tanh give the frame.
+
+    `slow_every_layer` (ours, not the paper's) also conditions every upsampling layer on z0: after its batch
+    norm, features are scaled and shifted per channel by linear maps of z0 (FiLM, Perez et al. 2018), so
+    the clip's one slow latent reaches the fine layers that draw the digit's shape, not only the first.
     """
 
     @register_to_config
@@ -139,6 +143,7 @@ class TGANImageGenerator(ModelMixin, ConfigMixin):
         base_channels: int = 512,
         bottom_width: int = 4,
         init_scale: float = 0.01,
+        slow_every_layer: bool = False,
     ) -> None:
         super().__init__()
         upsamplings = _doublings(image_size, bottom_width, "image_size")
@@ -165,6 +170,12 @@ class TGANImageGenerator(ModelMixin, ConfigMixin):
             channels //= 2
         layers += [nn.ConvTranspose2d(channels, out_channels, 3, 1, 1), nn.Tanh()]
         self.upsample = nn.Sequential(*layers)
+        # Per upsampling layer, z0 -> (scale, shift) of its channels, near (0, 0) at the small initialisation.
+        self.slow_modulation = nn.ModuleList(
+            [nn.Linear(z_slow_dim, 2 * base_channels // 2 ** (i + 1)) for i in range(upsamplings)]
+            if slow_every_layer
+            else []
+        )
         _uniform_init(self, init_scale)
 
     def forward(self, z_slow: torch.Tensor, z_fast: torch.Tensor) -> torch.Tensor:
@@ -172,7 +183,17 @@ class TGANImageGenerator(ModelMixin, ConfigMixin):
         width = self.config.bottom_width
         slow = F.relu(self.slow(z_slow)).unflatten(1, (-1, width, width))  # (N, base/2, w, w)
         fast = F.relu(self.fast(z_fast)).unflatten(1, (-1, width, width))  # (N, base/2, w, w)
-        return self.upsample(torch.cat([slow, fast], dim=1))
+        features = torch.cat([slow, fast], dim=1)
+        if not self.slow_modulation:
+            return self.upsample(features)
+        layers = list(self.upsample)
+        for index, modulation in enumerate(self.slow_modulation):
+            convolution, norm, activation = layers[3 * index : 3 * index + 3]
+            scale, shift = modulation(z_slow)[:, :, None, None].chunk(2, dim=1)  # (N, C, 1, 1) each
+            features = activation(norm(convolution(features)) * (1 + scale) + shift)
+        for layer in layers[3 * len(self.slow_modulation) :]:  # the last conv and tanh
+            features = layer(features)
+        return features
 
 
 def generate_videos(

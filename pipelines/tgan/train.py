@@ -94,6 +94,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="temporal generator widths; frames must be a multiple of 2**(their count)",
     )  # fmt: skip
     parser.add_argument("--generator-channels", type=int, default=512, help="image generator width")
+    parser.add_argument(
+        "--slow-every-layer",
+        action="store_true",
+        help="condition every image-generator layer on the slow latent z0 (FiLM; not in the paper)",
+    )
     parser.add_argument("--critic-channels", type=int, default=64, help="critic's first width")
     parser.add_argument("--optimizer", choices=("rmsprop", "adam"), default="rmsprop")
     parser.add_argument("--lr", type=float, default=5e-5)
@@ -143,6 +148,7 @@ def build_models(args: argparse.Namespace) -> TGANModels:
             image_size=args.image_size,
             out_channels=args.channels,
             base_channels=args.generator_channels,
+            slow_every_layer=args.slow_every_layer,
         ),
         TGANCritic(
             in_channels=args.channels,
