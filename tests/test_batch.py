@@ -206,7 +206,15 @@ def start_and_stop(manifest: Path, out_dir: Path, model: Path, target: Path, sig
         "--model",
         str(model),
     ]
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=subprocess_env(), stderr=subprocess.DEVNULL)
+    # A shell starts background jobs with SIGINT ignored, and a child inherits that (Python then never
+    # raises KeyboardInterrupt): the batch is started with the default disposition, as from a terminal.
+    process = subprocess.Popen(
+        command,
+        cwd=REPO_ROOT,
+        env=subprocess_env(),
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 120
         while not batch.temporary_files(target):
