@@ -401,6 +401,42 @@ def test_free_reference_is_aligned_to_the_frame_that_shows_it(tiny_pipe):
         assert placement["mode"] == "memory" and placement["frame"] is None
 
 
+def test_frames_before_a_later_keyframe_are_coloured_backwards_from_it(tiny_pipe):
+    """A keyframe at the last frame: the frames before it are coloured as a keyframe at frame 0 colours the
+    clip played backwards (the same steps, in the same order), and they follow the pan's colours."""
+    step = 3
+    clip = panning_clip(step=step)
+    grey, last = decolorize(clip), len(clip) - 1
+    backwards = tiny_pipe(grey, exemplars=clip[last], exemplar_frames=[last], output_type="np").frames
+    reversed_clip = tiny_pipe(grey[::-1], exemplars=clip[last], exemplar_frames=[0], output_type="np").frames
+    np.testing.assert_array_equal(backwards, reversed_clip[::-1])
+    truth = lab_of(clip)
+    for t in range(last):
+        # Frame t's x shows the last frame's x - (2 step, step) (last - t).
+        shift = last - t
+        visible = (slice(1, 3), slice(step * shift + 3, None), slice(2 * step * shift + 3, None))
+        error = (lab_of(backwards[t : t + 1])[0] - truth[t])[visible].abs().mean().item()
+        assert error < 1.0, (t, error)
+
+
+def test_free_reference_of_the_last_frame_colours_the_frames_before_it(tiny_pipe):
+    """The evaluation's free-reference protocol: the last frame as a reference, its frame not told. It is
+    aligned to the last frame and the clip is coloured backwards from there, so every frame gets the
+    reference's colours where it shows what the reference shows."""
+    clip = astronaut_pan()
+    last = len(clip) - 1
+    result = tiny_pipe(decolorize(clip), exemplars=clip[last], output_type="np")
+    assert result.exemplar_placements[0]["mode"] == "aligned"
+    assert result.exemplar_placements[0]["frame"] == last
+    truth = lab_of(clip)
+    for t in range(last):
+        # Frame t's x shows the last frame's x - (14, 2) (last - t): the part that the reference shows too.
+        shift = last - t
+        visible = (slice(1, 3), slice(2 * shift + 8, -8), slice(14 * shift + 8, -8))
+        error = (lab_of(result.frames[t : t + 1])[0] - truth[t])[visible].abs().mean().item()
+        assert error < 1.5, (t, error)
+
+
 @pytest.mark.parametrize("unrelated", ["noise", "other_photo"])
 def test_free_reference_of_another_scene_is_used_through_memory_only(tiny_pipe, unrelated):
     clip = astronaut_pan()

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from pipelines.core.video import (
+    FrameSpool,
     VideoInputError,
     VideoReader,
     VideoWriter,
@@ -450,3 +451,20 @@ def test_as_video_reader_reuses_an_open_reader(tmp_path, monkeypatch):
     assert len(as_video_reader(out, max_frames=2)) == 2
     with pytest.raises(VideoInputError, match="max_frames"):
         as_video_reader(opened, max_frames=0)
+
+
+def test_frame_spool_keeps_frames_exactly_on_disk_until_closed():
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (12, 16, 3), dtype=np.uint8) for _ in range(3)]
+    with FrameSpool() as spool:
+        for index, frame in reversed(list(enumerate(frames))):
+            spool.put(index, frame)
+        for index, frame in enumerate(frames):
+            np.testing.assert_array_equal(spool.get(index), frame)
+        spool.put(1, frames[0])  # replaced
+        np.testing.assert_array_equal(spool.get(1), frames[0])
+        with pytest.raises(KeyError, match="no frame 3"):
+            spool.get(3)
+        folder = Path(spool._folder.name)
+        assert len(list(folder.iterdir())) == 3
+    assert not folder.exists()

@@ -42,7 +42,14 @@ from ..core.reanchoring import (
     warp_to_frame,
 )
 from ..core.resize import processing_shape, resize
-from ..core.video import VideoReader, as_video_reader, is_grayscale_image, load_image, output_writer
+from ..core.video import (
+    FrameSpool,
+    VideoReader,
+    as_video_reader,
+    is_grayscale_image,
+    load_image,
+    output_writer,
+)
 from .memory import MemoryConfig
 from .modeling import ColorMNetDecoder, ColorMNetFeatureEncoder, ColorMNetValueEncoder, LocalAttentionConfig
 from .stepper import ColorMNetStepper
@@ -435,17 +442,19 @@ class ColorMNetPipeline(HueflowPipeline):
         size = processing_shape(height, width, processing_size or self.config.processing_size)
 
         # 3. Encode the exemplars into permanent memory; keep the keyframes' ab at the input resolution.
-        stepper = self.prepare_stepper(
-            top_k=top_k,
-            memory_every=memory_every,
-            max_working_frames=max_working_frames,
-            min_working_frames=min_working_frames,
-            num_prototypes=num_prototypes,
-            max_long_term_elements=max_long_term_elements,
-        )
+        memory_overrides = {
+            "top_k": top_k,
+            "memory_every": memory_every,
+            "max_working_frames": max_working_frames,
+            "min_working_frames": min_working_frames,
+            "num_prototypes": num_prototypes,
+            "max_long_term_elements": max_long_term_elements,
+        }
+        exemplars_lab = [
+            luminance_and_ab(resize(frame_to_tensor(image, self.device), size)) for image in exemplars
+        ]
+        stepper = self._stepper_with_exemplars(exemplars_lab, memory_overrides)
         frame_list = _frame_list(exemplar_frames, len(exemplars))
-        for image in exemplars:
-            stepper.add_exemplar(*luminance_and_ab(resize(frame_to_tensor(image, self.device), size)))
 
         # 4. Anchors: each keyframe, and each free reference that a frame of the video shows (aligned to it).
         anchoring = AnchoredColour(self.anchoring_config(fallback_error))
@@ -463,18 +472,31 @@ class ColorMNetPipeline(HueflowPipeline):
                     restarts[placement["frame"]] = len(anchoring.anchors) - 1
                 placements.append(placement)
 
-        # 5. Colour frame by frame, streaming each to the file and/or the kept frames.
+        # 5. Frames before the first anchored frame S (a keyframe, or the frame a free reference shows) are
+        #    coloured backwards from S, as the frames after it are forwards: chained from the anchor, not
+        #    from direct matches alone. They wait on disk (`FrameSpool`), so memory stays flat.
+        first_anchored = min([*keyframes, *restarts], default=0) if use_anchors else 0
+        # 6. Colour frame by frame, streaming each to the file and/or the kept frames.
         frames: list[np.ndarray] = []
         with (
             output_writer(output_path, reader.info) as writer,
-            self.progress_bar(total=num_frames) as progress,
+            self.progress_bar(total=num_frames + first_anchored + (first_anchored > 0)) as progress,
+            FrameSpool() as spool,
         ):
-            for index, frame in enumerate(reader):
-                if index in restarts:
-                    anchoring.restart(restarts[index])
-                coloured = self._colour_frame(
-                    frame, stepper, anchoring, keyframes.get(index), size, use_anchors
+            if first_anchored > 0:
+                backwards = (self._stepper_with_exemplars(exemplars_lab, memory_overrides), anchoring.fresh())
+                self._colour_backwards(
+                    reader, first_anchored, backwards, keyframes, restarts, size, spool, progress
                 )
+            for index, frame in enumerate(reader):
+                if index < first_anchored:
+                    coloured = spool.get(index)
+                else:
+                    if index in restarts:
+                        anchoring.restart(restarts[index])
+                    coloured = self._colour_frame(
+                        frame, stepper, anchoring, keyframes.get(index), size, use_anchors
+                    )
                 if writer is not None:
                     writer.write(coloured)
                 if output_type is not None:
@@ -483,7 +505,7 @@ class ColorMNetPipeline(HueflowPipeline):
                     callback_on_frame_end(self, index, {"frame": coloured, "memory": stepper.memory})
                 progress.update()
 
-        # 6. Outputs
+        # 7. Outputs
         output = frames_to_output(frames, output_type) if output_type is not None else None
         output_path = None if output_path is None else str(output_path)
         if not return_dict:
@@ -491,6 +513,44 @@ class ColorMNetPipeline(HueflowPipeline):
         return ColorizationPipelineOutput(
             frames=output, video_path=output_path, exemplar_placements=placements
         )
+
+    def _stepper_with_exemplars(
+        self, exemplars_lab: list[tuple[torch.Tensor, torch.Tensor]], memory_overrides: dict[str, int | None]
+    ) -> ColorMNetStepper:
+        """A fresh stepper (`prepare_stepper`) with the exemplars ((L, ab) at processing size) in memory."""
+        stepper = self.prepare_stepper(**memory_overrides)
+        for luminance, ab in exemplars_lab:
+            stepper.add_exemplar(luminance, ab)
+        return stepper
+
+    def _colour_backwards(
+        self,
+        reader: VideoReader,
+        first_anchored: int,
+        backwards: tuple[ColorMNetStepper, AnchoredColour],
+        keyframes: dict[int, tuple[int, torch.Tensor]],
+        restarts: dict[int, int],
+        size: tuple[int, int],
+        spool: FrameSpool,
+        progress,
+    ) -> None:
+        """Colour frames `first_anchored` - 1 down to 0 into `spool`, starting from frame `first_anchored`
+        (its keyframe, or the restart of the free reference aligned to it) with the model and anchored colour
+        of `backwards` (fresh ones: the forward pass starts at that frame again with its own)."""
+        stepper, anchoring = backwards
+        for index, frame in enumerate(reader):
+            if index == first_anchored:
+                break
+            spool.put(index, frame)
+        if first_anchored in restarts:
+            anchoring.restart(restarts[first_anchored])
+        self._colour_frame(frame, stepper, anchoring, keyframes.get(first_anchored), size, use_anchors=True)
+        progress.update()
+        for index in range(first_anchored - 1, -1, -1):
+            spool.put(
+                index, self._colour_frame(spool.get(index), stepper, anchoring, None, size, use_anchors=True)
+            )
+            progress.update()
 
     def _place_free_reference(
         self, image: np.ndarray, reader: VideoReader, anchoring: AnchoredColour, use_anchors: bool

@@ -143,6 +143,14 @@ class AnchoredColour:
         matched from every later `step`."""
         self.anchors.append(Anchor(luminance, ab))
 
+    def fresh(self) -> AnchoredColour:
+        """A new `AnchoredColour` with this one's config and anchors (their images, not their positions):
+        for another pass over the video (the frames before the first anchored frame, backwards)."""
+        other = AnchoredColour(self.config)
+        for anchor in self.anchors:
+            other.add_anchor(anchor.luminance, anchor.ab)
+        return other
+
     def given(
         self, luminance: torch.Tensor, ab: torch.Tensor, anchor_index: int | None = None
     ) -> torch.Tensor:
@@ -189,16 +197,18 @@ class AnchoredColour:
             errors.append(torch.maximum(previous_match + config.chain_penalty, read[:, 3:]))
         for number, anchor in enumerate(self.anchors):
             kinds, positions = [], []
+            # Held positions need no previous frame: the first frame of a pass that starts at the anchor's own
+            # frame (`restart`) reads it pixel for pixel.
+            if anchor.positions is not None and config.hold_positions:
+                kinds.append(KIND_HELD)
+                positions.append(anchor.positions)
             if anchor.positions is not None and moved is not None:
                 chained = sample_at(anchor.positions, moved)
                 warped = sample_at(anchor.luminance, chained)
                 refined = sample_at(chained, grid + self._flow(luminance, warped, config.refine_flow_preset))
-                if config.hold_positions:
-                    kinds.append(KIND_HELD)
-                    positions.append(anchor.positions)
                 kinds += [KIND_CHAINED, KIND_REANCHORED]
                 positions += [chained, refined]
-            if not positions or self.steps % config.direct_every == 0:
+            if moved is None or anchor.positions is None or self.steps % config.direct_every == 0:
                 kinds.append(KIND_DIRECT)
                 positions.append(grid + self._flow(luminance, anchor.luminance))
             reads = [sample_at(torch.cat([anchor.luminance, anchor.ab], dim=1), p) for p in positions]
