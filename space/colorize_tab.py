@@ -40,6 +40,7 @@ import gradio as gr
 import numpy as np
 
 from pipelines import ColorMNetPipeline, VideoInputError, VideoReader
+from pipelines.colorization import first_anchored_frame
 
 from . import (
     InputError,
@@ -175,6 +176,13 @@ def describe_placements(placements: list[dict] | None, exemplars: list[str], mat
     for number, (path, placement) in enumerate(zip(exemplars, placements or [], strict=False), start=1):
         name = Path(path).name.replace("`", "'")
         lines.append(f"- Exemplar {number} (`{name}`): {describe_mode(placement)}")
+    first_anchored = first_anchored_frame(placements or [])
+    if matching and first_anchored > 0:
+        lines += [
+            "",
+            f"Frames 0-{first_anchored - 1} come before the first frame an exemplar is tied or aligned to: "
+            f"they were coloured backwards from frame {first_anchored}.",
+        ]
     if not matching:
         lines += [
             "",

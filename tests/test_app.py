@@ -257,6 +257,14 @@ def test_the_note_tells_a_keyframe_from_a_free_reference(client, media):
     aligned = re.search(r"aligned to frame (\d+) \((\d+) matching features\)", lines[1])
     assert aligned, note
     assert abs(int(aligned[1]) - 5) <= 1 and int(aligned[2]) > 0
+    assert "backwards" not in note  # the keyframe at frame 0 comes first
+
+    # The free reference alone: the frames before the one it is aligned to are coloured backwards from it.
+    _, _, note = colorize(client, media, video="textured_video", exemplars=exemplars[1:], indices="")
+    aligned = re.search(r"aligned to frame (\d+)", note)
+    assert aligned, note
+    assert f"Frames 0-{int(aligned[1]) - 1} come before" in note
+    assert f"coloured backwards from frame {aligned[1]}" in note
 
     # The blobs' clip is too plain to match a free reference against: the model's memory alone uses it.
     _, _, note = colorize(client, media, exemplars=("exemplar", "exemplar"), indices="0, ", max_frames=2)

@@ -4,7 +4,13 @@ says how each exemplar was placed (`ColorizationPipelineOutput`, `describe_place
 
 from .memory import ColorMemory, MemoryConfig
 from .modeling import ColorMNetDecoder, ColorMNetFeatureEncoder, ColorMNetValueEncoder
-from .pipeline import ColorizationPipelineOutput, ColorMNetPipeline, ExemplarError, describe_placement
+from .pipeline import (
+    ColorizationPipelineOutput,
+    ColorMNetPipeline,
+    ExemplarError,
+    describe_placement,
+    first_anchored_frame,
+)
 from .stepper import ColorMNetStepper
 
 __all__ = [
@@ -18,4 +24,5 @@ __all__ = [
     "ColorizationPipelineOutput",
     "ExemplarError",
     "describe_placement",
+    "first_anchored_frame",
 ]

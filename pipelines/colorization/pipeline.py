@@ -102,6 +102,13 @@ def describe_placement(placement: dict) -> str:
     return "free reference, no frame showed its scene: colours found by the model's memory only"
 
 
+def first_anchored_frame(placements: list[dict]) -> int:
+    """The first frame that an exemplar is tied to (a keyframe) or aligned to (a free reference), from a
+    call's `exemplar_placements`; 0 when there is none. The frames before it are coloured backwards from
+    it."""
+    return min((p["frame"] for p in placements if p["mode"] in ("keyframe", "aligned")), default=0)
+
+
 def _as_list(exemplars: Exemplar | Sequence[Exemplar] | None) -> list[Exemplar]:
     if exemplars is None:
         return []
@@ -475,7 +482,7 @@ class ColorMNetPipeline(HueflowPipeline):
         # 5. Frames before the first anchored frame S (a keyframe, or the frame a free reference shows) are
         #    coloured backwards from S, as the frames after it are forwards: chained from the anchor, not
         #    from direct matches alone. They wait on disk (`FrameSpool`), so memory stays flat.
-        first_anchored = min([*keyframes, *restarts], default=0) if use_anchors else 0
+        first_anchored = first_anchored_frame(placements) if use_anchors else 0
         # 6. Colour frame by frame, streaming each to the file and/or the kept frames.
         frames: list[np.ndarray] = []
         with (
