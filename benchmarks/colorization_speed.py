@@ -4,6 +4,7 @@
     python benchmarks/colorization_speed.py --frames 1000
     python benchmarks/colorization_speed.py --frames 100 1000      # one after the other
     python benchmarks/colorization_speed.py --frames 20 --no-record  # smoke test, nothing written
+    python benchmarks/colorization_speed.py --frames 100 1000 --reference last
 
 For each N the script writes a synthetic 854x480 grayscale clip of N frames to a temporary mp4 (a slow pan and
 zoom over a photo from scikit-image, so every frame is different and codec-realistic), then re-invokes itself
@@ -91,12 +92,16 @@ def run_worker(args: argparse.Namespace) -> dict:
             rss_at["warm"] = _current_rss_mb()
         rss_at["last"] = _current_rss_mb()
 
-    exemplar = next(synthetic_frames(1, large_still(), grayscale=False))
+    # A free reference (no exemplar_frames): every frame goes through the model. "first": the first frame in
+    # colour, aligned to frame 0; "last": the last one, aligned to the last frame, so that every frame
+    # before it is coloured backwards from it first (spooled on disk) and emitted afterwards.
+    frames_to_reference = 1 if args.reference == "first" else args.num_frames
+    *_, exemplar = synthetic_frames(frames_to_reference, large_still(), grayscale=False)
     output_path = Path(args.input).with_name("colorized.mp4")
     call_started = time.perf_counter()
-    pipe(
+    result = pipe(
         args.input,
-        exemplars=exemplar,  # a free reference (no exemplar_frames): every frame goes through the model
+        exemplars=exemplar,
         processing_size=args.processing_size,
         output_path=output_path,
         callback_on_frame_end=on_frame_end,
@@ -105,6 +110,8 @@ def run_worker(args: argparse.Namespace) -> dict:
     frames = len(frame_ends)
     warm_frames = frames - WARMUP_FRAMES
     warm_seconds = call_started + call_seconds - frame_ends[WARMUP_FRAMES - 1]
+    if args.reference == "last":  # the frames were coloured before the first callback: time the whole call
+        warm_frames, warm_seconds = frames, call_seconds
     growth = None
     if rss_at.get("warm") is not None and rss_at.get("last") is not None:
         growth = rss_at["last"] - rss_at["warm"]
@@ -120,6 +127,7 @@ def run_worker(args: argparse.Namespace) -> dict:
         "torch_threads": torch.get_num_threads(),
         "processing_size": args.processing_size or pipe.config.processing_size,
         "output_frames_written": frames,
+        "exemplar_placement": result.exemplar_placements[0],
     }
 
 
@@ -139,7 +147,7 @@ def run_one(num_frames: int, args: argparse.Namespace) -> dict:
         print(f"Writing a {num_frames}-frame {WIDTH}x{HEIGHT} grayscale clip...", flush=True)
         write_video(synthetic_frames(num_frames, large_still()), source, fps=25.0)
         command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--input", str(source)]
-        command += ["--model", args.model]
+        command += ["--model", args.model, "--reference", args.reference, "--num-frames", str(num_frames)]
         if args.processing_size:
             command += ["--processing-size", str(args.processing_size)]
         print(f"Colouring it in a fresh process ({num_frames} frames)...", flush=True)
@@ -156,7 +164,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--processing-size", type=int, default=None, help="model short side (default: config)"
     )
+    parser.add_argument(
+        "--reference",
+        choices=("first", "last"),
+        default="first",
+        help="the free reference: the clip's first frame in colour (default) or its last, which makes the "
+        "pipeline colour the frames before it backwards; s/frame is then the whole call over all frames",
+    )
     # Internal: the fresh process that does the measurement.
+    parser.add_argument("--num-frames", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
     return BENCHMARK.parse_args(parser, argv)
@@ -175,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{num_frames} frames: {result['seconds_per_frame']:.3f} s/frame warm, "
             f"first {WARMUP_FRAMES} frames {result['first_frames_seconds']:.1f} s, "
             f"model load {result['load_seconds']:.1f} s, "
-            f"peak RSS {result['peak_rss_mb']:.0f} MB"
+            f"peak RSS {result['peak_rss_mb']:.0f} MB, reference {result['exemplar_placement']}"
         )
         cells = [
             str(result["processing_size"]),
@@ -188,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         flags = ["--frames", str(num_frames)]
         if args.processing_size:
             flags += ["--processing-size", str(args.processing_size)]
+        if args.reference != "first":
+            flags += ["--reference", args.reference]
         BENCHMARK.record_run(args, result["torch_threads"], cells, flags)
     return 0
 
