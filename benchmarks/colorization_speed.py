@@ -88,13 +88,14 @@ def run_worker(args: argparse.Namespace) -> dict:
 
     def on_frame_end(pipeline, index: int, callback_kwargs: dict) -> None:
         frame_ends.append(time.perf_counter())
-        if index == WARMUP_FRAMES - 1:
+        if len(frame_ends) == WARMUP_FRAMES:  # counted: frames before a late reference come backwards
             rss_at["warm"] = _current_rss_mb()
         rss_at["last"] = _current_rss_mb()
 
     # A free reference (no exemplar_frames): every frame goes through the model. "first": the first frame in
     # colour, aligned to frame 0; "last": the last one, aligned to the last frame, so that every frame
-    # before it is coloured backwards from it first (spooled on disk) and emitted afterwards.
+    # before it is coloured backwards from it first (spooled on disk, the callback called as each is
+    # coloured) and written to the mp4 afterwards.
     frames_to_reference = 1 if args.reference == "first" else args.num_frames
     *_, exemplar = synthetic_frames(frames_to_reference, large_still(), grayscale=False)
     output_path = Path(args.input).with_name("colorized.mp4")
@@ -110,8 +111,6 @@ def run_worker(args: argparse.Namespace) -> dict:
     frames = len(frame_ends)
     warm_frames = frames - WARMUP_FRAMES
     warm_seconds = call_started + call_seconds - frame_ends[WARMUP_FRAMES - 1]
-    if args.reference == "last":  # the frames were coloured before the first callback: time the whole call
-        warm_frames, warm_seconds = frames, call_seconds
     growth = None
     if rss_at.get("warm") is not None and rss_at.get("last") is not None:
         growth = rss_at["last"] - rss_at["warm"]
@@ -169,7 +168,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("first", "last"),
         default="first",
         help="the free reference: the clip's first frame in colour (default) or its last, which makes the "
-        "pipeline colour the frames before it backwards; s/frame is then the whole call over all frames",
+        "pipeline colour the frames before it backwards",
     )
     # Internal: the fresh process that does the measurement.
     parser.add_argument("--num-frames", type=int, help=argparse.SUPPRESS)

@@ -166,7 +166,9 @@ class FrameProgress:
 
     def __call__(self, pipeline: Any, index: int, callback_kwargs: dict[str, Any]) -> None:
         now = time.perf_counter()
-        self.frames = index + 1
+        # Counted, not read from `index`: colorization calls back in the order it colours the frames, which
+        # starts backwards when the first exemplar is tied to a later frame.
+        self.frames += 1
         if self._first_end is None:
             self._first_end = now
         if now - self._last_shown >= self.every_s or self.frames >= self.total:

@@ -407,7 +407,18 @@ def test_frames_before_a_later_keyframe_are_coloured_backwards_from_it(tiny_pipe
     step = 3
     clip = panning_clip(step=step)
     grey, last = decolorize(clip), len(clip) - 1
-    backwards = tiny_pipe(grey, exemplars=clip[last], exemplar_frames=[last], output_type="np").frames
+    seen = []
+    backwards = tiny_pipe(
+        grey,
+        exemplars=clip[last],
+        exemplar_frames=[last],
+        output_type="np",
+        callback_on_frame_end=lambda pipe, index, kwargs: seen.append((index, kwargs["frame"])),
+    ).frames
+    # The callback sees every frame once, as it is coloured: the frames before the keyframe backwards.
+    assert [index for index, _ in seen] == [*range(last - 1, -1, -1), last]
+    for index, frame in seen:
+        np.testing.assert_array_equal(frame, (backwards[index] * 255).round().astype(np.uint8))
     reversed_clip = tiny_pipe(grey[::-1], exemplars=clip[last], exemplar_frames=[0], output_type="np").frames
     np.testing.assert_array_equal(backwards, reversed_clip[::-1])
     truth = lab_of(clip)

@@ -414,8 +414,10 @@ class ColorMNetPipeline(HueflowPipeline):
                 units 0-100), else the model's. Default from the config (4.0); negative: no matching,
                 every frame is the model's own prediction.
             callback_on_frame_end: called as `fn(pipeline, frame_index, callback_kwargs)` after each frame
-                (`core.outputs.FrameCallback`), with `callback_kwargs = {"frame": the coloured frame, RGB
-                uint8 (H, W, 3), "memory": the `ColorMemory`}` (the keys in `callback_frame_outputs`).
+                is coloured (`core.outputs.FrameCallback`), once per frame in the order they are coloured:
+                the frames before the first keyframe or aligned reference first, backwards, then the rest;
+                with `callback_kwargs = {"frame": the coloured frame, RGB uint8 (H, W, 3), "memory": the
+                `ColorMemory` of the pass that coloured it}` (the keys in `callback_frame_outputs`).
                 Its return value is ignored.
 
         Returns:
@@ -487,16 +489,17 @@ class ColorMNetPipeline(HueflowPipeline):
         frames: list[np.ndarray] = []
         with (
             output_writer(output_path, reader.info) as writer,
-            self.progress_bar(total=num_frames + first_anchored + (first_anchored > 0)) as progress,
+            self.progress_bar(total=num_frames) as progress,
             FrameSpool() as spool,
         ):
             if first_anchored > 0:
                 backwards = (self._stepper_with_exemplars(exemplars_lab, memory_overrides), anchoring.fresh())
                 self._colour_backwards(
-                    reader, first_anchored, backwards, keyframes, restarts, size, spool, progress
-                )
+                    reader, first_anchored, backwards, keyframes, restarts, size, spool, progress,
+                    callback_on_frame_end,
+                )  # fmt: skip
             for index, frame in enumerate(reader):
-                if index < first_anchored:
+                if index < first_anchored:  # coloured by the backward pass, its callback already called
                     coloured = spool.get(index)
                 else:
                     if index in restarts:
@@ -504,13 +507,13 @@ class ColorMNetPipeline(HueflowPipeline):
                     coloured = self._colour_frame(
                         frame, stepper, anchoring, keyframes.get(index), size, use_anchors
                     )
+                    if callback_on_frame_end is not None:
+                        callback_on_frame_end(self, index, {"frame": coloured, "memory": stepper.memory})
+                    progress.update()
                 if writer is not None:
                     writer.write(coloured)
                 if output_type is not None:
                     frames.append(coloured)
-                if callback_on_frame_end is not None:
-                    callback_on_frame_end(self, index, {"frame": coloured, "memory": stepper.memory})
-                progress.update()
 
         # 7. Outputs
         output = frames_to_output(frames, output_type) if output_type is not None else None
@@ -540,10 +543,12 @@ class ColorMNetPipeline(HueflowPipeline):
         size: tuple[int, int],
         spool: FrameSpool,
         progress,
+        callback_on_frame_end: FrameCallback | None,
     ) -> None:
         """Colour frames `first_anchored` - 1 down to 0 into `spool`, starting from frame `first_anchored`
         (its keyframe, or the restart of the free reference aligned to it) with the model and anchored colour
-        of `backwards` (fresh ones: the forward pass starts at that frame again with its own)."""
+        of `backwards` (fresh ones: the forward pass starts at that frame again with its own, and counts it
+        and calls its callback)."""
         stepper, anchoring = backwards
         for index, frame in enumerate(reader):
             if index == first_anchored:
@@ -552,11 +557,11 @@ class ColorMNetPipeline(HueflowPipeline):
         if first_anchored in restarts:
             anchoring.restart(restarts[first_anchored])
         self._colour_frame(frame, stepper, anchoring, keyframes.get(first_anchored), size, use_anchors=True)
-        progress.update()
         for index in range(first_anchored - 1, -1, -1):
-            spool.put(
-                index, self._colour_frame(spool.get(index), stepper, anchoring, None, size, use_anchors=True)
-            )
+            coloured = self._colour_frame(spool.get(index), stepper, anchoring, None, size, use_anchors=True)
+            spool.put(index, coloured)
+            if callback_on_frame_end is not None:
+                callback_on_frame_end(self, index, {"frame": coloured, "memory": stepper.memory})
             progress.update()
 
     def _place_free_reference(
