@@ -3,11 +3,13 @@ with training, check_inputs and bad input."""
 
 from __future__ import annotations
 
+import tempfile
+
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import make_colour_clip, make_tiny_colormnet
+from conftest import make_colour_clip, make_tiny_colormnet, write_truncated_mkv
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 from skimage import data as skimage_data
@@ -649,3 +651,41 @@ def test_exemplar_keeps_colour_conversion_consistent():
     frame = make_colour_clip(num_frames=1)[0]
     luminance, ab = luminance_and_ab(frame_to_tensor(frame))
     assert luminance.shape[1] == 1 and ab.shape[1] == 2
+
+
+def test_keyframe_past_the_end_of_a_truncated_file_colours_what_decodes(tiny_pipe, tmp_path):
+    """A cut-off file declares frames it cannot decode: a keyframe tied to one of those is never reached,
+    so there is no backward pass; the frames that decode are coloured forwards, with the file's warning."""
+    clip = make_colour_clip(num_frames=12)
+    path = write_truncated_mkv(tmp_path / "cut.mkv", decolorize(clip), fps=8, keep=0.6)
+    declared = len(VideoReader(path))
+    seen = []
+    with pytest.warns(UserWarning, match="could be decoded"):
+        result = tiny_pipe(
+            path,
+            exemplars=clip[-1],
+            exemplar_frames=[declared - 1],
+            output_type="np",
+            callback_on_frame_end=lambda pipe, index, kwargs: seen.append(index),
+        )
+    assert 0 < len(result.frames) < declared
+    assert seen == list(range(len(result.frames)))  # forwards
+
+
+def test_spooled_frames_leave_nothing_behind_when_the_call_fails(tiny_pipe, tmp_path, monkeypatch):
+    """The backward pass's frames wait in a temporary folder, which is removed even when the call fails."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    clip = panning_clip()
+
+    def explode(pipe, index, callback_kwargs):
+        if index == 1:  # in the backward pass
+            raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        tiny_pipe(
+            decolorize(clip),
+            exemplars=clip[-1],
+            exemplar_frames=[len(clip) - 1],
+            callback_on_frame_end=explode,
+        )
+    assert list(tmp_path.iterdir()) == []

@@ -494,10 +494,11 @@ class ColorMNetPipeline(HueflowPipeline):
         ):
             if first_anchored > 0:
                 backwards = (self._stepper_with_exemplars(exemplars_lab, memory_overrides), anchoring.fresh())
-                self._colour_backwards(
+                if not self._colour_backwards(
                     reader, first_anchored, backwards, keyframes, restarts, size, spool, progress,
                     callback_on_frame_end,
-                )  # fmt: skip
+                ):  # fmt: skip
+                    first_anchored = 0  # a file that ends before that frame: coloured forwards, as it decodes
             for index, frame in enumerate(reader):
                 if index < first_anchored:  # coloured by the backward pass, its callback already called
                     coloured = spool.get(index)
@@ -544,16 +545,19 @@ class ColorMNetPipeline(HueflowPipeline):
         spool: FrameSpool,
         progress,
         callback_on_frame_end: FrameCallback | None,
-    ) -> None:
+    ) -> bool:
         """Colour frames `first_anchored` - 1 down to 0 into `spool`, starting from frame `first_anchored`
         (its keyframe, or the restart of the free reference aligned to it) with the model and anchored colour
         of `backwards` (fresh ones: the forward pass starts at that frame again with its own, and counts it
-        and calls its callback)."""
+        and calls its callback). False, with nothing coloured, when the video ends before that frame (a
+        truncated file decodes fewer frames than it declares)."""
         stepper, anchoring = backwards
         for index, frame in enumerate(reader):
             if index == first_anchored:
                 break
             spool.put(index, frame)
+        else:
+            return False
         if first_anchored in restarts:
             anchoring.restart(restarts[first_anchored])
         self._colour_frame(frame, stepper, anchoring, keyframes.get(first_anchored), size, use_anchors=True)
@@ -563,6 +567,7 @@ class ColorMNetPipeline(HueflowPipeline):
             if callback_on_frame_end is not None:
                 callback_on_frame_end(self, index, {"frame": coloured, "memory": stepper.memory})
             progress.update()
+        return True
 
     def _place_free_reference(
         self, image: np.ndarray, reader: VideoReader, anchoring: AnchoredColour, use_anchors: bool
