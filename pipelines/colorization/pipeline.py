@@ -499,6 +499,7 @@ class ColorMNetPipeline(HueflowPipeline):
                     callback_on_frame_end,
                 ):  # fmt: skip
                     first_anchored = 0  # a file that ends before that frame: coloured forwards, as it decodes
+                del backwards  # the backward pass's memory and frames, freed for the forward pass
             for index, frame in enumerate(reader):
                 if index < first_anchored:  # coloured by the backward pass, its callback already called
                     coloured = spool.get(index)
