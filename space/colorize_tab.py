@@ -40,7 +40,6 @@ import gradio as gr
 import numpy as np
 
 from pipelines import ColorMNetPipeline, VideoInputError, VideoReader
-from pipelines.colorization import first_anchored_frame
 
 from . import (
     InputError,
@@ -168,20 +167,25 @@ def describe_mode(placement: dict) -> str:
     return f"free reference (not aligned): {reason}, so only the model's memory used its colours"
 
 
-def describe_placements(placements: list[dict] | None, exemplars: list[str], matching: bool = True) -> str:
+def describe_placements(
+    placements: list[dict] | None,
+    exemplars: list[str],
+    matching: bool = True,
+    coloured_backwards_from: int | None = None,
+) -> str:
     """The note shown after a run (Markdown): per exemplar, in upload order, how the pipeline used it
     (`describe_mode`: a keyframe at frame N, a free reference aligned to frame N, or a free reference not
-    aligned, used through the model's memory only)."""
+    aligned, used through the model's memory only), and which frames were coloured backwards (the
+    result's `coloured_backwards_from`)."""
     lines = ["**How the exemplars were used**", ""]
     for number, (path, placement) in enumerate(zip(exemplars, placements or [], strict=False), start=1):
         name = Path(path).name.replace("`", "'")
         lines.append(f"- Exemplar {number} (`{name}`): {describe_mode(placement)}")
-    first_anchored = first_anchored_frame(placements or [])
-    if matching and first_anchored > 0:
+    if coloured_backwards_from:
         lines += [
             "",
-            f"Frames 0-{first_anchored - 1} come before the first frame an exemplar is tied or aligned to: "
-            f"they were coloured backwards from frame {first_anchored}.",
+            f"Frames 0-{coloured_backwards_from - 1} come before the first frame an exemplar is tied or "
+            f"aligned to: they were coloured backwards from frame {coloured_backwards_from}.",
         ]
     if not matching:
         lines += [
@@ -356,7 +360,9 @@ class ColorizeTab:
         index = min(int(compare_frame or 0), tracker.frames - 1)
         # The input frame from the same reader: its first frames are decoded again, nothing else is opened.
         before_after = self._before_after(reader, result.video_path, index)
-        note = describe_placements(result.exemplar_placements, exemplars or [], match_colours)
+        note = describe_placements(
+            result.exemplar_placements, exemplars or [], match_colours, result.coloured_backwards_from
+        )
         return result.video_path, before_after, note
 
     def compare(self, video: str | None, colour_video: str | None, frame: float) -> tuple | None:

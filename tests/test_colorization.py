@@ -339,6 +339,7 @@ def test_anchored_colour_follows_a_panning_clip_far_better_than_the_model_alone(
     for result in (anchored, model_only):
         assert isinstance(result, ColorizationPipelineOutput)
         assert result.exemplar_placements == [{"mode": "keyframe", "frame": 0, "matches": None}]
+        assert result.coloured_backwards_from is None
     np.testing.assert_array_equal(anchored.frames[0], model_only.frames[0])
     assert (lab_of(anchored.frames)[0, 1:] - truth[0, 1:]).abs().mean() < 0.5
 
@@ -441,6 +442,7 @@ def test_free_reference_of_the_last_frame_colours_the_frames_before_it(tiny_pipe
     result = tiny_pipe(decolorize(clip), exemplars=clip[last], output_type="np")
     assert result.exemplar_placements[0]["mode"] == "aligned"
     assert result.exemplar_placements[0]["frame"] == last
+    assert result.coloured_backwards_from == last
     truth = lab_of(clip)
     for t in range(last):
         # Frame t's x shows the last frame's x - (14, 2) (last - t): the part that the reference shows too.
@@ -670,6 +672,7 @@ def test_keyframe_past_the_end_of_a_truncated_file_colours_what_decodes(tiny_pip
         )
     assert 0 < len(result.frames) < declared
     assert seen == list(range(len(result.frames)))  # forwards
+    assert result.coloured_backwards_from is None
 
 
 def test_spooled_frames_leave_nothing_behind_when_the_call_fails(tiny_pipe, tmp_path, monkeypatch):

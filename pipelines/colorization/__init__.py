@@ -9,7 +9,6 @@ from .pipeline import (
     ColorMNetPipeline,
     ExemplarError,
     describe_placement,
-    first_anchored_frame,
 )
 from .stepper import ColorMNetStepper
 
@@ -24,5 +23,4 @@ __all__ = [
     "ColorizationPipelineOutput",
     "ExemplarError",
     "describe_placement",
-    "first_anchored_frame",
 ]

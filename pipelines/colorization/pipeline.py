@@ -85,9 +85,13 @@ class ColorizationPipelineOutput(VideoPipelineOutput):
     only), "frame" (an int, or None for "memory") and "matches" (the alignment's RANSAC inliers, or None);
     a free reference that was not even tried (matching off: `fallback_error` < 0, or the config's
     `align_free_references` False) has "not_aligned": "alignment off".
+
+    `coloured_backwards_from`: the frame S that the frames 0..S-1 were coloured backwards from (the first
+    keyframe or aligned reference, when it is not frame 0), or None when every frame was coloured forwards.
     """
 
     exemplar_placements: list[dict] | None = None
+    coloured_backwards_from: int | None = None
 
 
 def describe_placement(placement: dict) -> str:
@@ -100,13 +104,6 @@ def describe_placement(placement: dict) -> str:
     if placement.get("not_aligned"):
         return "free reference, not aligned (matching is off): colours found by the model's memory only"
     return "free reference, no frame showed its scene: colours found by the model's memory only"
-
-
-def first_anchored_frame(placements: list[dict]) -> int:
-    """The first frame that an exemplar is tied to (a keyframe) or aligned to (a free reference), from a
-    call's `exemplar_placements`; 0 when there is none. The frames before it are coloured backwards from
-    it."""
-    return min((p["frame"] for p in placements if p["mode"] in ("keyframe", "aligned")), default=0)
 
 
 def _as_list(exemplars: Exemplar | Sequence[Exemplar] | None) -> list[Exemplar]:
@@ -484,7 +481,8 @@ class ColorMNetPipeline(HueflowPipeline):
         # 5. Frames before the first anchored frame S (a keyframe, or the frame a free reference shows) are
         #    coloured backwards from S, as the frames after it are forwards: chained from the anchor, not
         #    from direct matches alone. They wait on disk (`FrameSpool`), so memory stays flat.
-        first_anchored = first_anchored_frame(placements) if use_anchors else 0
+        anchored_frames = [p["frame"] for p in placements if p["mode"] in ("keyframe", "aligned")]
+        first_anchored = min(anchored_frames, default=0) if use_anchors else 0
         # 6. Colour frame by frame, streaming each to the file and/or the kept frames.
         frames: list[np.ndarray] = []
         with (
@@ -523,7 +521,10 @@ class ColorMNetPipeline(HueflowPipeline):
         if not return_dict:
             return (output, output_path)
         return ColorizationPipelineOutput(
-            frames=output, video_path=output_path, exemplar_placements=placements
+            frames=output,
+            video_path=output_path,
+            exemplar_placements=placements,
+            coloured_backwards_from=first_anchored or None,
         )
 
     def _stepper_with_exemplars(
