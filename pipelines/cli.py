@@ -136,6 +136,9 @@ def colorize(args: argparse.Namespace) -> int:
     # stderr: stdout is the video's path alone, for scripts.
     for number, placement in enumerate(result.exemplar_placements or [], start=1):
         print(f"exemplar {number}: {describe_placement(placement)}", file=sys.stderr)
+    if result.coloured_backwards_from:
+        start = result.coloured_backwards_from
+        print(f"frames 0-{start - 1} coloured backwards from frame {start}", file=sys.stderr)
     print(result.video_path)
     return 0
 

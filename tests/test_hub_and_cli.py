@@ -89,6 +89,7 @@ def test_cli_colorizes_a_video_and_keeps_its_audio(saved_tiny, tmp_path):
     assert placements[0].startswith("exemplar 1: keyframe") and "frame 0" in placements[0]
     assert placements[1].startswith("exemplar 2: free reference")
     assert "aligned to frame" in placements[1] or "memory" in placements[1]
+    assert "backwards" not in result.stderr  # frame 0 is a keyframe
     with av.open(str(out)) as container:
         assert len(container.streams.audio) == 1
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
@@ -109,6 +110,16 @@ def test_cli_colorizes_a_video_and_keeps_its_audio(saved_tiny, tmp_path):
     with av.open(str(free)) as container:
         free_frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
     assert len(free_frames) == 8
+
+    # A keyframe at the last frame: the frames before it are coloured backwards from it, and stderr says so.
+    last = tmp_path / "last.png"
+    Image.fromarray(clip[7]).save(last)
+    result = run_cli(
+        "colorize", str(source), "--exemplar", str(last), "--exemplar-frame", "7",
+        "-o", str(tmp_path / "backwards.mp4"), "--model", str(saved_tiny),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "frames 0-6 coloured backwards from frame 7" in result.stderr
 
 
 def test_cli_fallback_error_flag():

@@ -20,6 +20,7 @@ The model's per-frame state lives in `stepper.py` (`ColorMNetStepper`, shared wi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Sequence
@@ -488,7 +489,8 @@ class ColorMNetPipeline(HueflowPipeline):
         with (
             output_writer(output_path, reader.info) as writer,
             self.progress_bar(total=num_frames) as progress,
-            FrameSpool() as spool,
+            # Only a backward pass needs the temporary folder.
+            FrameSpool() if first_anchored > 0 else contextlib.nullcontext() as spool,
         ):
             if first_anchored > 0:
                 backwards = (self._stepper_with_exemplars(exemplars_lab, memory_overrides), anchoring.fresh())
