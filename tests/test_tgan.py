@@ -34,6 +34,7 @@ from pipelines.tgan.evaluate import (
     shuffled_consistency,
 )
 from pipelines.tgan.evaluate import main as evaluate_main
+from pipelines.tgan.modeling import translate
 from pipelines.tgan.train import (
     TGANModels,
     TrainingConfig,
@@ -212,6 +213,49 @@ def test_slow_every_layer_lets_z0_reach_the_upsampling_layers(slow_every_layer):
     assert (not torch.allclose(frames[0], frames[1], atol=1e-6)) == slow_every_layer
     assert (len(generator.slow_modulation) == 2) == slow_every_layer  # 16 px from 4: two upsamplings
     assert not any("slow_modulation" in key for key in TGANImageGenerator().state_dict())
+
+
+def test_translate_moves_a_frame_by_whole_pixels_and_fills_black():
+    frame = torch.full((1, 1, 8, 8), -1.0)
+    frame[0, 0, 2, 3] = 1.0  # one bright pixel at (x=3, y=2)
+    # 0.5 of the half-width (4 px) is 2 px; 0.25 of the half-height is 1 px.
+    moved = translate(frame, torch.tensor([[0.5, 0.25]]))
+    assert moved.shape == frame.shape
+    assert moved[0, 0, 3, 5] == pytest.approx(1.0, abs=1e-5)
+    assert torch.isclose(moved, torch.tensor(-1.0), atol=1e-5).sum() == 63  # the rest, shifted-in area too
+    # Batched shape (B, T, C, H, W) with shifts (B, T, 2); no shift is the identity.
+    clips = torch.rand(2, 3, 1, 8, 8) * 2 - 1
+    assert torch.allclose(translate(clips, torch.zeros(2, 3, 2)), clips, atol=1e-5)
+
+
+def test_translation_generator_keeps_the_drawing_and_only_moves_it():
+    """frame_motion="translation": every frame of a clip is the drawing from z0, shifted by a map of z1;
+    per-frame and per-clip calls agree; z1 has no batch norm (its output is only the shift)."""
+    torch.manual_seed(0)
+    generator = TGANImageGenerator(
+        z_slow_dim=Z, z_fast_dim=Z, image_size=SIZE, base_channels=16, init_scale=0.5,
+        frame_motion="translation",
+    ).eval()  # fmt: skip
+    z_slow, z_fast = torch.rand(2, Z) * 2 - 1, torch.rand(2, FRAMES, Z) * 2 - 1
+    clips = generator(z_slow, z_fast)
+    assert clips.shape == (2, FRAMES, 1, SIZE, SIZE)
+    drawn = generator.draw(z_slow)  # (2, 1, SIZE, SIZE)
+    shifts = generator.fast(z_fast)  # (2, FRAMES, 2)
+    assert shifts.abs().max() <= 1 and shifts.std() > 0  # it does move
+    assert torch.allclose(clips, translate(drawn[:, None].expand(-1, FRAMES, -1, -1, -1), shifts), atol=1e-6)
+    per_frame = generator(z_slow[:1].expand(FRAMES, -1), z_fast[0])
+    assert torch.allclose(per_frame, clips[0], atol=1e-5)
+    assert not any(key.startswith("fast.1") for key in generator.state_dict())  # no batch norm on z1
+    with pytest.raises(ValueError, match="frame_motion"):
+        TGANImageGenerator(frame_motion="warp")
+
+
+def test_cli_trains_a_translation_generator(tmp_path):
+    main(["--output-dir", str(tmp_path), "--steps", "2", *TINY_CLI, "--frame-motion", "translation"])
+    pipe = TGANPipeline.from_pretrained(tmp_path)
+    assert pipe.image_generator.config.frame_motion == "translation"
+    frames = pipe(num_videos=2, generator=torch.Generator().manual_seed(0), output_type="np").frames
+    assert frames.shape == (2, FRAMES, SIZE, SIZE, 1)
 
 
 def test_moving_digits_are_deterministic_in_range_and_move():

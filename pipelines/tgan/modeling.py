@@ -23,6 +23,8 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
+FRAME_MOTIONS = ("latent", "translation")  # how the per-frame latent changes a frame (TGANImageGenerator)
+
 
 def _uniform_init(module: nn.Module, scale: float) -> None:
     """Conv / linear weights uniform in [-scale, scale], biases zero (batch norm keeps its defaults)."""
@@ -131,6 +133,14 @@ class TGANImageGenerator(ModelMixin, ConfigMixin):
     `slow_every_layer` (ours, not the paper's) also conditions every upsampling layer on z0: after its batch
     norm, features are scaled and shifted per channel by linear maps of z0 (FiLM, Perez et al. 2018), so
     the clip's one slow latent reaches the fine layers that draw the digit's shape, not only the first.
+
+    `frame_motion` says how z1(t) changes a frame. "latent" (the paper): z1(t) is half of the drawing's
+    input, so it may change anything, the digit's shape included. "translation" (ours, not the paper's):
+    z0 alone draws the clip's frame (all base_channels maps come from z0), and z1(t) only shifts it, by a
+    linear map and tanh to at most `max_shift` of the frame's half-width per axis (`translate`; the area
+    shifted in is black). What a clip shows is then fixed by z0 and cannot drift from frame to frame; a
+    subject that deforms, turns or is occluded is out of its reach (right for bouncing digits and camera
+    pans, not for people walking). A clip's frame is drawn once, not once per frame.
     """
 
     @register_to_config
@@ -144,21 +154,31 @@ class TGANImageGenerator(ModelMixin, ConfigMixin):
         bottom_width: int = 4,
         init_scale: float = 0.01,
         slow_every_layer: bool = False,
+        frame_motion: str = "latent",
+        max_shift: float = 1.0,
     ) -> None:
         super().__init__()
+        if frame_motion not in FRAME_MOTIONS:
+            raise ValueError(f"frame_motion must be one of {FRAME_MOTIONS}, got {frame_motion!r}.")
         upsamplings = _doublings(image_size, bottom_width, "image_size")
         if base_channels % 2 ** (upsamplings + 1):
             raise ValueError(
                 f"base_channels must be divisible by {2 ** (upsamplings + 1)} (halved {upsamplings} times "
                 f"and split between z0 and z1), got {base_channels}."
             )
-        half = base_channels // 2
+        # Maps of bottom_width^2 drawn from z0: half of the input, or all of it when z1 only shifts the frame.
+        slow_maps = base_channels if frame_motion == "translation" else base_channels // 2
         self.slow = nn.Sequential(
-            nn.Linear(z_slow_dim, half * bottom_width**2, bias=False), nn.BatchNorm1d(half * bottom_width**2)
+            nn.Linear(z_slow_dim, slow_maps * bottom_width**2, bias=False),
+            nn.BatchNorm1d(slow_maps * bottom_width**2),
         )
-        self.fast = nn.Sequential(
-            nn.Linear(z_fast_dim, half * bottom_width**2, bias=False), nn.BatchNorm1d(half * bottom_width**2)
-        )
+        if frame_motion == "translation":
+            self.fast = nn.Sequential(nn.Linear(z_fast_dim, 2), nn.Tanh())  # (x, y) shift in [-1, 1]
+        else:
+            fast_units = (base_channels - slow_maps) * bottom_width**2
+            self.fast = nn.Sequential(
+                nn.Linear(z_fast_dim, fast_units, bias=False), nn.BatchNorm1d(fast_units)
+            )
         layers: list[nn.Module] = []
         channels = base_channels
         for _ in range(upsamplings):
@@ -179,11 +199,32 @@ class TGANImageGenerator(ModelMixin, ConfigMixin):
         _uniform_init(self, init_scale)
 
     def forward(self, z_slow: torch.Tensor, z_fast: torch.Tensor) -> torch.Tensor:
-        """z_slow (N, z_slow_dim), z_fast (N, z_fast_dim) -> (N, out_channels, image_size, image_size)."""
+        """z_slow (N, z_slow_dim) and z_fast (N, z_fast_dim) -> frames (N, out_channels, size, size); or a
+        clip's z_fast (N, T, z_fast_dim) -> clips (N, T, out_channels, size, size)."""
+        if z_fast.ndim == 3:
+            if self.config.frame_motion == "translation":
+                # One drawing per clip, shifted per frame.
+                drawn = self.draw(z_slow)  # (N, C, H, W)
+                shifts = self.fast(z_fast) * self.config.max_shift  # (N, T, 2)
+                return translate(drawn[:, None].expand(-1, z_fast.shape[1], -1, -1, -1), shifts)
+            frames = z_fast.shape[1]
+            z_slow = z_slow[:, None].expand(-1, frames, -1).flatten(0, 1)  # (N*T, z_slow)
+            return self(z_slow, z_fast.flatten(0, 1)).unflatten(0, (-1, frames))
+        if self.config.frame_motion == "translation":
+            return translate(self.draw(z_slow), self.fast(z_fast) * self.config.max_shift)
         width = self.config.bottom_width
         slow = F.relu(self.slow(z_slow)).unflatten(1, (-1, width, width))  # (N, base/2, w, w)
         fast = F.relu(self.fast(z_fast)).unflatten(1, (-1, width, width))  # (N, base/2, w, w)
-        features = torch.cat([slow, fast], dim=1)
+        return self._upsample(torch.cat([slow, fast], dim=1), z_slow)
+
+    def draw(self, z_slow: torch.Tensor) -> torch.Tensor:
+        """frame_motion "translation": z_slow (N, z_slow_dim) -> the clip's unshifted frame (N, C, H, W)."""
+        width = self.config.bottom_width
+        slow = F.relu(self.slow(z_slow)).unflatten(1, (-1, width, width))  # (N, base, w, w)
+        return self._upsample(slow, z_slow)
+
+    def _upsample(self, features: torch.Tensor, z_slow: torch.Tensor) -> torch.Tensor:
+        """(N, base_channels, w, w) -> (N, out_channels, image_size, image_size), FiLM from z_slow if set."""
         if not self.slow_modulation:
             return self.upsample(features)
         layers = list(self.upsample)
@@ -194,6 +235,22 @@ class TGANImageGenerator(ModelMixin, ConfigMixin):
         for layer in layers[3 * len(self.slow_modulation) :]:  # the last conv and tanh
             features = layer(features)
         return features
+
+
+def translate(frames: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """frames (..., C, H, W) in [-1, 1], shifts (..., 2) as (x, y) in units of the half-width / half-height
+    (so 1 moves a frame by half its size) -> the frames moved by them, black (-1) where nothing was.
+    Bilinear, so the shift is differentiable and sub-pixel."""
+    batch_shape, (channels, height, width) = frames.shape[:-3], frames.shape[-3:]
+    frames, shifts = frames.reshape(-1, channels, height, width), shifts.reshape(-1, 2)
+    # The output pixel at p reads the input at p - shift (affine_grid's normalised coordinates).
+    theta = torch.zeros(len(shifts), 2, 3, dtype=frames.dtype, device=frames.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, :, 2] = -shifts
+    grid = F.affine_grid(theta, [len(frames), channels, height, width], align_corners=False)
+    # Zero padding outside the frame, applied to frames + 1, so what is shifted in is -1 (black).
+    moved = F.grid_sample(frames + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
+    return moved.reshape(*batch_shape, channels, height, width)
 
 
 def generate_videos(
@@ -209,10 +266,7 @@ def generate_videos(
     else:
         # Under DistributedDataParallel the method lives on the wrapped module.
         z_fast = getattr(temporal_generator, "module", temporal_generator).latents_at(z_slow, times)
-    batch, num_frames = z_fast.shape[:2]
-    z_slow_per_frame = z_slow[:, None].expand(-1, num_frames, -1).flatten(0, 1)  # (B*T, z_slow)
-    frames = image_generator(z_slow_per_frame, z_fast.flatten(0, 1))  # (B*T, C, H, W)
-    return frames.unflatten(0, (batch, num_frames))
+    return image_generator(z_slow, z_fast)  # (B, T, C, H, W)
 
 
 class TGANCritic(ModelMixin, ConfigMixin):

@@ -51,6 +51,7 @@ from ..core.training import (
 from .clipping import layer_spectral_norms, singular_value_clip_, weight_clip_
 from .data import ClipFolder, IdentitySwappedDigits, MovingDigits
 from .modeling import (
+    FRAME_MOTIONS,
     TGANCritic,
     TGANImageGenerator,
     TGANTemporalGenerator,
@@ -98,6 +99,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--slow-every-layer",
         action="store_true",
         help="condition every image-generator layer on the slow latent z0 (FiLM; not in the paper)",
+    )
+    parser.add_argument(
+        "--frame-motion",
+        choices=FRAME_MOTIONS,
+        default="latent",
+        help="latent (the paper): the per-frame latent is half of each frame's drawing; translation (not in "
+        "the paper): the slow latent draws the clip's frame and the per-frame latent only shifts it",
     )
     parser.add_argument("--critic-channels", type=int, default=64, help="critic's first width")
     parser.add_argument("--optimizer", choices=("rmsprop", "adam"), default="rmsprop")
@@ -149,6 +157,7 @@ def build_models(args: argparse.Namespace) -> TGANModels:
             out_channels=args.channels,
             base_channels=args.generator_channels,
             slow_every_layer=args.slow_every_layer,
+            frame_motion=args.frame_motion,
         ),
         TGANCritic(
             in_channels=args.channels,
