@@ -201,17 +201,15 @@ class TGANImageGenerator(ModelMixin, ConfigMixin):
     def forward(self, z_slow: torch.Tensor, z_fast: torch.Tensor) -> torch.Tensor:
         """z_slow (N, z_slow_dim) and z_fast (N, z_fast_dim) -> frames (N, out_channels, size, size); or a
         clip's z_fast (N, T, z_fast_dim) -> clips (N, T, out_channels, size, size)."""
+        if self.config.frame_motion == "translation":
+            drawn = self.draw(z_slow)  # (N, C, H, W): one drawing per clip, shifted per frame
+            if z_fast.ndim == 3:
+                drawn = drawn[:, None].expand(-1, z_fast.shape[1], -1, -1, -1)  # (N, T, C, H, W)
+            return translate(drawn, self.fast(z_fast) * self.config.max_shift)
         if z_fast.ndim == 3:
-            if self.config.frame_motion == "translation":
-                # One drawing per clip, shifted per frame.
-                drawn = self.draw(z_slow)  # (N, C, H, W)
-                shifts = self.fast(z_fast) * self.config.max_shift  # (N, T, 2)
-                return translate(drawn[:, None].expand(-1, z_fast.shape[1], -1, -1, -1), shifts)
             frames = z_fast.shape[1]
             z_slow = z_slow[:, None].expand(-1, frames, -1).flatten(0, 1)  # (N*T, z_slow)
             return self(z_slow, z_fast.flatten(0, 1)).unflatten(0, (-1, frames))
-        if self.config.frame_motion == "translation":
-            return translate(self.draw(z_slow), self.fast(z_fast) * self.config.max_shift)
         width = self.config.bottom_width
         slow = F.relu(self.slow(z_slow)).unflatten(1, (-1, width, width))  # (N, base/2, w, w)
         fast = F.relu(self.fast(z_fast)).unflatten(1, (-1, width, width))  # (N, base/2, w, w)
