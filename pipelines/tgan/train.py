@@ -18,6 +18,10 @@ Augmentation", ICLR 2021): that fraction of each critic batch's generated clips 
 whose digit turns into another digit mid-clip (`data.IdentitySwappedDigits`), so the critic learns that
 a digit changing its identity is fake, which the generated clips did (the critic alone did not learn it).
 
+`--frame-motion translation` (ours, not the paper's; `TGANImageGenerator`) lets the clip's slow latent
+alone draw its frame and the per-frame latents only shift it, so a digit cannot turn into another digit
+mid-clip; the embedded `checkpoints/tgan-moving-digits` is trained so. The default, `latent`, is the paper's.
+
 Every step appends a line to OUTPUT_DIR/training_log.jsonl (critic and generator loss, the
 Wasserstein estimate, seconds; every `--log-every` steps also the largest singular value of each critic
 layer), so stability can be compared across seeds and clipping modes; a
