@@ -19,6 +19,7 @@ from pipelines.core.reanchoring import (
     MIN_ALIGNMENT_INLIERS,
     SOURCE_ANCHOR,
     SOURCE_FALLBACK,
+    SOURCE_PREVIOUS,
     AnchoredColour,
     AnchoringConfig,
     align_to_frames,
@@ -27,7 +28,7 @@ from pipelines.core.reanchoring import (
     take,
     warp_to_frame,
 )
-from pipelines.core.warp import pixel_grid
+from pipelines.core.warp import inside_image, pixel_grid
 
 HEIGHT, WIDTH = 64, 80
 MARGIN = 12  # the scene is this much larger on every side than a frame, so frames can be shifted crops
@@ -186,6 +187,85 @@ def test_keep_small_changes_keeps_the_previous_colour_only_below_the_threshold_w
     assert torch.equal(kept[..., 2:], ab[..., 2:])
 
 
+def test_keep_small_changes_with_a_ramp_moves_part_of_the_way_between_threshold_and_threshold_plus_ramp():
+    previous = torch.zeros(1, 2, 1, 4)
+    ab = torch.tensor([[[[1.0, 3.0, 5.0, 3.0]], [[0.0, 0.0, 0.0, 0.0]]]])
+    matches = torch.tensor([[[[True, True, True, False]]]])
+    kept = keep_small_changes(ab, previous, matches, threshold=2.0, ramp=2.0)
+    # Below the threshold: kept; 3 = threshold + half the ramp: half way; past threshold + ramp: all the
+    # way; where the previous pixel is other content: the new colour as is.
+    assert torch.allclose(kept[0, 0, 0], torch.tensor([0.0, 1.5, 5.0, 3.0]))
+    assert torch.equal(kept[:, 1], ab[:, 1])
+
+
+def test_inside_image_marks_positions_that_read_the_image_itself():
+    positions = torch.tensor([[[[0.0, 4.0, 4.01, -0.5]], [[0.0, 2.0, 1.0, 1.0]]]])  # (1, 2, 1, 4)
+    assert inside_image(positions, height=3, width=5).tolist() == [[[[True, True, False, False]]]]
+
+
+@pytest.mark.parametrize("inside_only", [False, True])
+def test_content_entering_at_a_border_does_not_take_the_repeated_border_colour(inside_only):
+    """A pan 3 px to the right: the flow of the 3 new columns points outside the previous frame, where
+    the read repeats its last column. With a fallback error that any match beats, the previous output
+    takes them; with `previous_inside_only` it is not a candidate there and the fallback colours them."""
+    luminance, ab = smooth_scene(seed=6)
+    fallback = torch.tensor([40.0, -40.0]).view(1, 2, 1, 1).expand(1, 2, HEIGHT, WIDTH)
+    config = AnchoringConfig(fallback_error=100.0, previous_inside_only=inside_only)
+    anchoring = AnchoredColour(config)
+    anchoring.given(crop(luminance), crop(ab))  # no anchor: the previous output and the fallback only
+    out, source = anchoring.step(crop(luminance, 3, 0), fallback)
+    entering = (..., slice(10, -10), slice(-3, None))
+    expected = SOURCE_FALLBACK if inside_only else SOURCE_PREVIOUS
+    assert torch.equal(source[entering], torch.full_like(source[entering], expected))
+    # Inside, the previous output's colour moves with the pan either way.
+    assert (out - crop(ab, 3, 0))[INTERIOR].abs().mean() < 0.6
+
+
+def test_positions_follow_the_colour_kept_when_candidates_match_equally():
+    """A flat frame, where every candidate matches the luminance exactly: the anchor's chain sits 5 px
+    right of the direct match, and the previous output has the direct match's colour. The output takes
+    that colour either way (the colour-change weight); with `positions_follow_colour` the anchor's next
+    positions are the ones that gave it, so the chain does not read the other colour on the next frame."""
+    flat = torch.full((1, 1, HEIGHT, WIDTH), 50.0)
+    ab = pixel_grid(HEIGHT, WIDTH)[:, :1].repeat(1, 2, 1, 1)  # a = b = x
+    grid = pixel_grid(HEIGHT, WIDTH)
+    shifted = grid + torch.tensor([5.0, 0.0]).view(1, 2, 1, 1)
+    for follow in (False, True):
+        config = AnchoringConfig(
+            hold_positions=False,
+            direct_penalty=0.0,
+            direct_min_chain_error=0.0,
+            positions_follow_colour=follow,
+        )
+        anchoring = AnchoredColour(config)
+        anchoring.add_anchor(flat, ab)
+        anchoring.given(flat, ab)
+        anchoring.anchors[0].positions = shifted.clone()
+        out, _ = anchoring.step(flat, grey_fallback())
+        assert torch.allclose(out[INTERIOR], ab[INTERIOR], atol=1e-3)
+        expected = grid if follow else shifted
+        near = (anchoring.anchors[0].positions - expected)[INTERIOR].abs().amax(dim=1) < 0.05
+        # Without it the first of the equal candidates, the chain, keeps its positions (float rounding
+        # in the reads lets the direct match win a few pixels).
+        assert near.all() if follow else near.float().mean() > 0.9
+
+
+def test_direct_match_only_where_the_chain_has_lost_the_surface():
+    """A keyframe, then a frame panned (2, 1) px: the chain matches it. A direct match favoured by a
+    negative penalty wins wherever it is offered; with `direct_min_chain_error` it is offered only where
+    the chain errs by that much, which is nowhere inside."""
+    luminance, ab = smooth_scene(seed=7)
+    sources = {}
+    for min_error in (0.0, 2.0):
+        anchoring = AnchoredColour(AnchoringConfig(direct_penalty=-1.0, direct_min_chain_error=min_error))
+        anchoring.add_anchor(crop(luminance), crop(ab))
+        anchoring.given(crop(luminance), crop(ab), anchor_index=0)
+        anchoring.steps = 4  # a frame with a direct match (every `direct_every`-th)
+        sources[min_error] = anchoring.step(crop(luminance, 2, 1), grey_fallback())[1][INTERIOR]
+    assert (sources[0.0] == anchor_code(KIND_DIRECT)).float().mean() > 0.9
+    assert not (sources[2.0] == anchor_code(KIND_DIRECT)).any()
+
+
 @pytest.mark.parametrize("offset, kept", [(1.0, True), (3.0, False)])
 def test_hysteresis_keeps_a_colour_within_a_just_noticeable_difference(offset, kept):
     """A still frame after a keyframe whose given colour is the anchor's plus `offset` ab units: the held
@@ -195,7 +275,7 @@ def test_hysteresis_keeps_a_colour_within_a_just_noticeable_difference(offset, k
     luminance, ab = smooth_scene(seed=5)
     outputs = {}
     for hysteresis in (2.0, 0.0):
-        config = AnchoringConfig(colour_hysteresis=hysteresis, colour_change_weight=0.0)
+        config = AnchoringConfig(colour_hysteresis=hysteresis, colour_change_weight=0.0, hysteresis_ramp=0.0)
         anchoring = AnchoredColour(config)
         anchoring.add_anchor(crop(luminance), crop(ab))
         anchoring.given(crop(luminance), crop(ab) + offset, anchor_index=0)

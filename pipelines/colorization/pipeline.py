@@ -172,6 +172,10 @@ class ColorMNetPipeline(HueflowPipeline):
         refine_flow_preset: str = AnchoringConfig.refine_flow_preset,
         colour_hysteresis: float = AnchoringConfig.colour_hysteresis,
         hysteresis_max_error: float = AnchoringConfig.hysteresis_max_error,
+        hysteresis_ramp: float = AnchoringConfig.hysteresis_ramp,
+        previous_inside_only: bool = AnchoringConfig.previous_inside_only,
+        positions_follow_colour: bool = AnchoringConfig.positions_follow_colour,
+        direct_min_chain_error: float = AnchoringConfig.direct_min_chain_error,
         align_free_references: bool = True,
     ) -> None:
         super().__init__()
@@ -199,6 +203,10 @@ class ColorMNetPipeline(HueflowPipeline):
             refine_flow_preset=refine_flow_preset,
             colour_hysteresis=colour_hysteresis,
             hysteresis_max_error=hysteresis_max_error,
+            hysteresis_ramp=hysteresis_ramp,
+            previous_inside_only=previous_inside_only,
+            positions_follow_colour=positions_follow_colour,
+            direct_min_chain_error=direct_min_chain_error,
             align_free_references=align_free_references,
         )
 
@@ -217,6 +225,10 @@ class ColorMNetPipeline(HueflowPipeline):
             refine_flow_preset=self.config.refine_flow_preset,
             colour_hysteresis=self.config.colour_hysteresis,
             hysteresis_max_error=self.config.hysteresis_max_error,
+            hysteresis_ramp=self.config.hysteresis_ramp,
+            previous_inside_only=self.config.previous_inside_only,
+            positions_follow_colour=self.config.positions_follow_colour,
+            direct_min_chain_error=self.config.direct_min_chain_error,
         )
 
     def local_attention_config(self) -> LocalAttentionConfig:

@@ -35,3 +35,10 @@ def sample_at(image: torch.Tensor, positions: torch.Tensor, mode: str = "bilinea
     )
     grid = (positions * scale[None, :, None, None] - 1).permute(0, 2, 3, 1)
     return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)
+
+
+def inside_image(positions: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """positions (B, 2, H, W) -> (B, 1, H, W) bool: whether each lies in an image of `height` x `width`
+    (where `sample_at` reads the image itself rather than its repeated border)."""
+    x, y = positions[:, :1], positions[:, 1:]
+    return (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
