@@ -201,7 +201,8 @@ class AnchoredColour:
         colours were blended)."""
         config = self.config
         grid = pixel_grid(*luminance.shape[-2:], device=luminance.device)
-        codes, colours, errors = [], [], []
+        # Per candidate: its match error, and that plus the colour-change term (what the choice compares).
+        codes, colours, errors, costs = [], [], [], []
         moved = None  # each pixel's place in the previous output frame
         previous_colour = None  # (1, 2, H, W): the previous output's colour there
         previous_match = None  # (1, 1, H, W): how well the previous frame's luminance there matches
@@ -221,6 +222,8 @@ class AnchoredColour:
                 outside = ~inside_image(moved, *previous_luminance.shape[-2:])
                 previous_error = previous_error.masked_fill(outside, float("inf"))
             errors.append(previous_error)
+            costs.append(previous_error)  # its colour is the previous colour: no change
+        weigh_change = previous_colour is not None and config.colour_change_weight > 0
         for number, anchor in enumerate(self.anchors):
             kinds, positions = [], []
             # Held positions need no previous frame: the first frame of a pass that starts at the anchor's own
@@ -246,31 +249,32 @@ class AnchoredColour:
                     chain_error = torch.stack(anchor_errors[:-1]).amin(dim=0)
                     lost = chain_error >= config.direct_min_chain_error
                     anchor_errors[-1] = anchor_errors[-1].masked_fill(~lost, float("inf"))
-            # The anchor's best positions are where the next frame's chain starts.
-            position_errors = anchor_errors
-            if config.positions_follow_colour and previous_colour is not None:
-                position_errors = [
+            anchor_costs = anchor_errors
+            if weigh_change:
+                anchor_costs = [
                     error + colour_change(read[:, 1:], previous_colour, config.colour_change_weight)
                     for error, read in zip(anchor_errors, reads, strict=True)
                 ]
+            # The anchor's best positions are where the next frame's chain starts.
+            position_errors = anchor_costs if config.positions_follow_colour else anchor_errors
             anchor.positions = take(torch.stack(positions, dim=1), lowest(position_errors))
             codes += [SOURCE_ANCHOR + len(ANCHOR_KINDS) * number + kind for kind in kinds]
             colours += [read[:, 1:] for read in reads]
             errors += anchor_errors
+            costs += anchor_costs
         # The fallback comes last, so that the previous output's colour wins a tie with it (no flicker).
         codes.append(SOURCE_FALLBACK)
         colours.append(fallback_ab)
         errors.append(torch.full_like(luminance, config.fallback_error))
-        match_errors = errors
-        if previous_colour is not None and config.colour_change_weight > 0:
-            errors = [
-                error + colour_change(colour, previous_colour, config.colour_change_weight)
-                for error, colour in zip(errors, colours, strict=True)
-            ]
-        choice = lowest(errors)  # (1, 1, H, W) index into the lists
+        costs.append(
+            errors[-1] + colour_change(fallback_ab, previous_colour, config.colour_change_weight)
+            if weigh_change
+            else errors[-1]
+        )
+        choice = lowest(costs)  # (1, 1, H, W) index into the lists
         colours = torch.stack(colours, dim=1)  # (1, S, 2, H, W)
         if config.blend_temperature > 0:
-            weights = torch.softmax(torch.cat(errors, dim=1) / -config.blend_temperature, dim=1)
+            weights = torch.softmax(torch.cat(costs, dim=1) / -config.blend_temperature, dim=1)
             ab = (weights[:, :, None] * colours).sum(dim=1)
         else:
             ab = take(colours, choice)
@@ -282,7 +286,7 @@ class AnchoredColour:
                 config.colour_hysteresis,
                 config.hysteresis_ramp,
             )
-        self.previous = (luminance, ab, take(torch.stack(match_errors, dim=1), choice))
+        self.previous = (luminance, ab, take(torch.stack(errors, dim=1), choice))
         self.steps += 1
         source = torch.tensor(codes, device=choice.device)[choice]
         return ab, source
