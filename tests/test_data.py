@@ -310,3 +310,13 @@ def test_scene_clips_are_the_split_videos_from_frame_0(tiny_sources, tmp_path):
     clip, info = split.load_scene_clip(path, max_frames=6)
     assert info["start"] == 1 and info["frames"] == 6  # from the first colour frame
     assert [int(np.round(frame[..., 0].mean() / 8)) for frame in clip] == list(range(6))
+
+
+def test_panned_crop_moves_a_fixed_window_from_the_left_border_to_the_right():
+    # Each pixel's value is its column, so a crop says where it was taken.
+    frames = [np.broadcast_to(np.arange(100, dtype=np.uint8)[None, :, None], (8, 100, 3)).copy()] * 5
+    panned = split.panned_crop(frames, crop_fraction=0.6)
+    assert [frame.shape for frame in panned] == [(8, 60, 3)] * 5
+    assert [int(frame[0, 0, 0]) for frame in panned] == [0, 10, 20, 30, 40]  # a steady 10 px per frame
+    assert int(panned[-1][0, -1, 0]) == 99  # it ends at the right border
+    assert split.panned_crop(frames[:1], 0.6)[0].shape == (8, 60, 3)  # one frame: no pan, no error

@@ -300,3 +300,27 @@ def test_scene_protocols_need_a_split():
         evaluate.parse_args(["--protocol", "keyframe"])
     with pytest.raises(SystemExit):
         evaluate.parse_args(["--split", "test"])
+
+
+def test_pan_adds_each_split_video_seen_by_a_panning_camera(tiny_evaluation, tmp_path):
+    clips, calls = tiny_evaluation
+    output = tmp_path / "pan.json"
+    argv = [
+        "--protocol",
+        "keyframe",
+        "--split",
+        "test",
+        "--max-frames",
+        "6",
+        "--pan",
+        "--output",
+        str(output),
+    ]
+    assert evaluate.main(argv) == 0
+    report = json.loads(output.read_text())
+    assert [clip["name"] for clip in report["clips"]] == ["vtest.mp4", "pan-vtest.mp4", "pseudo-still"]
+    panned = report["clips"][1]
+    assert panned["eval_size"] == [48, 48] and "panned" in panned["path"]  # 75 % of the 64-pixel width
+    assert [num_frames for _, _, num_frames, _ in calls] == [6, 6, 6]
+    with pytest.raises(SystemExit):
+        evaluate.parse_args(["--pan"])  # the tail protocol has no panned clips

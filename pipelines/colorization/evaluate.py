@@ -58,9 +58,11 @@ from ..data.sources import offline_video_paths
 from ..data.split import (
     HOLDOUT_FRACTION,
     MAX_SHORT_SIDE,
+    PAN_CROP_FRACTION,
     PROTOCOLS,
     load_holdout_tail,
     load_scene_clip,
+    panned_crop,
     reference_selection,
     video_paths_in,
 )
@@ -252,6 +254,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the scene split's part the keyframe and free-reference protocols score (required for them)",
     )
     parser.add_argument(
+        "--pan",
+        action="store_true",
+        help="scene protocols: also score each video of the split seen by a camera panning across it "
+        "(pan-<name>: content entering at a border while the subjects move, as in panning footage)",
+    )
+    parser.add_argument(
         "--output",
         default="runs/colorization_eval.json",
         help="JSON results path (default runs/colorization_eval.json)",
@@ -261,6 +269,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--split is for the scene protocols (keyframe, free-reference); tail scores every clip")
     if args.protocol != "tail" and args.split is None:
         parser.error(f"--protocol {args.protocol} needs --split validation or --split test")
+    if args.protocol == "tail" and args.pan:
+        parser.error("--pan is for the scene protocols (keyframe, free-reference)")
     if args.protocol != "tail" and args.validation:
         parser.error("--validation is the tail protocol's; the scene protocols take --split validation")
     return args
@@ -309,6 +319,11 @@ def load_clips(args: argparse.Namespace) -> list[tuple[Path, Callable[[], tuple[
         (path, lambda path=path: load_scene_clip(path, args.max_frames))
         for path in video_paths_in(args.split)
     ]
+    if args.pan:
+        clips += [
+            (Path(f"pan-{path.name}"), lambda path=path: panned_scene_clip(path, args.max_frames))
+            for path in video_paths_in(args.split)
+        ]
     for video in split_pseudo_videos(args.split):
         height, width = video.frames.shape[1:3]
         info = {
@@ -324,6 +339,18 @@ def load_clips(args: argparse.Namespace) -> list[tuple[Path, Callable[[], tuple[
         }
         clips.append((Path(video.name), lambda video=video, info=info: (list(video.frames), dict(info))))
     return clips
+
+
+def panned_scene_clip(path: Path, max_frames: int | None) -> tuple[list[np.ndarray], dict]:
+    """`load_scene_clip`, seen by a camera panning across it (`panned_crop`), named "pan-<file name>"."""
+    frames, info = load_scene_clip(path, max_frames)
+    frames = panned_crop(frames) if frames else frames
+    if frames:
+        info["eval_size"] = [frames[0].shape[1], frames[0].shape[0]]
+    info.update(
+        name=f"pan-{info['name']}", path=f"{info['path']}, panned ({PAN_CROP_FRACTION:.0%} of its width)"
+    )
+    return frames, info
 
 
 def main(argv: list[str] | None = None) -> int:

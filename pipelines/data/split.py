@@ -250,6 +250,20 @@ def video_paths_in(split: str) -> list[Path]:
     return [path for path in sources.scene_video_paths() if split_of(sources.video_name(path)) == split]
 
 
+PAN_CROP_FRACTION = 0.75  # a panned clip shows this fraction of the video's width
+
+
+def panned_crop(frames: list[np.ndarray], crop_fraction: float = PAN_CROP_FRACTION) -> list[np.ndarray]:
+    """A camera panning across a video, as in panning footage (bikes): every frame cropped to
+    `crop_fraction` of its width, the crop's left edge moving at a steady whole-pixel pace from the left
+    border to the right one over the clip. New content enters at the right border on every frame while
+    the video's own subjects move as they did. frames: (H, W, 3) each -> (H, round(W * crop_fraction), 3)."""
+    width = frames[0].shape[1]
+    crop = round(width * crop_fraction)
+    steps = max(1, len(frames) - 1)
+    return [frame[:, index * (width - crop) // steps :][:, :crop] for index, frame in enumerate(frames)]
+
+
 def first_colour_frame(path: Path) -> int:
     """Index of a video's first frame that has colour (0 for most; Megamind.avi opens on a black frame)."""
     for index, frame in enumerate(VideoReader(path)):
