@@ -382,3 +382,27 @@ def test_warp_to_frame_identity_and_translation():
     # A frame larger than the image (the reference covers only part of it).
     warped, covered = warp_to_frame(image, np.eye(3), (25, 40))
     assert covered[..., :20, :30].all() and not covered[..., 20:, :].any() and not covered[..., :, 30:].any()
+
+
+@pytest.mark.parametrize("decay, kept", [(1.0, False), (0.9, True)])
+def test_a_colour_kept_for_frames_earns_trust_against_a_later_near_match(decay, kept):
+    """A keyframe; four still frames whose luminance departs from it by 5 L everywhere (a 1-pixel
+    checkerboard), so nothing matches within `fallback_error` (4) and the fallback's colour is shown and
+    kept; then a frame only 3 L off the keyframe. Inheriting the fallback's error unchanged (decay 1), that
+    near match takes over and the colour flips; with decay 0.9 the kept colour is trusted by then
+    (4 x 0.9^4 = 2.6 < 3 on the fifth frame) and stays."""
+    luminance, _ = smooth_scene(seed=3)
+    keyframe = crop(luminance)
+    checker = (torch.arange(WIDTH)[None, :] + torch.arange(HEIGHT)[:, None]) % 2 * 2.0 - 1.0  # +-1
+    anchor_ab = torch.tensor([20.0, 0.0])[None, :, None, None].expand(1, 2, HEIGHT, WIDTH)
+    fallback_ab = torch.tensor([10.0, 0.0])[None, :, None, None].expand(1, 2, HEIGHT, WIDTH)
+    config = AnchoringConfig(inherited_error_decay=decay, colour_change_weight=0.0, colour_hysteresis=0.0)
+    anchoring = AnchoredColour(config)
+    anchoring.add_anchor(keyframe, anchor_ab)
+    anchoring.given(keyframe, anchor_ab, anchor_index=0)
+    for _ in range(4):
+        ab, _ = anchoring.step(keyframe + 5.0 * checker, fallback_ab)
+        assert torch.allclose(ab[INTERIOR], fallback_ab[INTERIOR])
+    ab, _ = anchoring.step(keyframe + 3.0 * checker, fallback_ab)
+    expected = fallback_ab if kept else anchor_ab
+    assert (ab[INTERIOR] - expected[INTERIOR]).abs().amax(dim=1).lt(1e-3).float().mean() > 0.95

@@ -176,6 +176,7 @@ class ColorMNetPipeline(HueflowPipeline):
         previous_inside_only: bool = AnchoringConfig.previous_inside_only,
         positions_follow_colour: bool = AnchoringConfig.positions_follow_colour,
         direct_min_chain_error: float = AnchoringConfig.direct_min_chain_error,
+        inherited_error_decay: float = AnchoringConfig.inherited_error_decay,
         align_free_references: bool = True,
     ) -> None:
         super().__init__()
@@ -207,6 +208,7 @@ class ColorMNetPipeline(HueflowPipeline):
             previous_inside_only=previous_inside_only,
             positions_follow_colour=positions_follow_colour,
             direct_min_chain_error=direct_min_chain_error,
+            inherited_error_decay=inherited_error_decay,
             align_free_references=align_free_references,
         )
 
@@ -229,6 +231,7 @@ class ColorMNetPipeline(HueflowPipeline):
             previous_inside_only=self.config.previous_inside_only,
             positions_follow_colour=self.config.positions_follow_colour,
             direct_min_chain_error=self.config.direct_min_chain_error,
+            inherited_error_decay=self.config.inherited_error_decay,
         )
 
     def local_attention_config(self) -> LocalAttentionConfig:
