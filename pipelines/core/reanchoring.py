@@ -123,8 +123,9 @@ class AnchoringConfig:
         fallback's colour, and with 1 an anchor match of the same brightness could still flip it several
         frames later (flicker); 0.9 lowered the CDC by 0.6 % for 0.17 dB of PSNR.
 
-    The last four were chosen together on the validation scenes (the colormnet-lite card): +0.10 dB mean
-    PSNR, +0.11 on moving pixels, CDC -1.2 % / -1.1 % on the two real videos, 0.06 dB less on one of them.
+    `previous_inside_only`, `positions_follow_colour`, `direct_min_chain_error` and `hysteresis_ramp` were
+    chosen together on the validation scenes (the colormnet-lite card): +0.10 dB mean PSNR, +0.11 on moving
+    pixels, CDC -1.2 % / -1.1 % on the two real videos, 0.06 dB less on one of them.
     """
 
     window: int = 7
